@@ -1,0 +1,134 @@
+"""Command line: build · golden · verify · bench · targets (DESIGN.md's CLI contract).
+
+Exit codes: 0 built and verified · 1 parity failure (artifact kept, marked failed) · 2 bad input
+or usage (nothing written) · 3 target toolchain missing on this host · 4 internal error (a bug).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from compiler.errors import CompilerError, ParityFailure
+from compiler.progress import Progress
+
+INTERNAL_ERROR = 4
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="model-compiler", description="Compile a model for a target and verify it against golden vectors.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="export, optimize, compile and verify a model for a target")
+    b.add_argument("--model", required=True, help="models/<name>.toml, <name>, a .onnx, a .pt2, or package.module:factory")
+    b.add_argument("--target", required=True, help="a profile in targets/profiles (see `targets`)")
+    b.add_argument("--precision", help="fp32|fp16|bf16|int8 (default: the target's)")
+    b.add_argument("--out", type=Path, help="artifact directory (default build/<target>/<model>)")
+    b.add_argument("--golden", type=Path, help="golden directory (default golden/<model>)")
+    b.add_argument("--quiet", action="store_true")
+
+    g = sub.add_parser("golden", help="write golden vectors from PyTorch eager fp32 on real inputs")
+    g.add_argument("--model", required=True)
+    g.add_argument("--out", type=Path, help="default golden/<model>")
+    g.add_argument("--inputs", type=Path, help="an .npz of inputs keyed by input name (default: the spec's [golden] source)")
+
+    v = sub.add_parser("verify", help="run a built artifact on golden inputs and compare")
+    v.add_argument("--artifact", type=Path, required=True)
+    v.add_argument("--golden", type=Path)
+
+    be = sub.add_parser("bench", help="latency of a built artifact (JSON on stdout)")
+    be.add_argument("--artifact", type=Path, required=True)
+    be.add_argument("--batch", type=int, default=1)
+    be.add_argument("--iters", type=int, default=50)
+    be.add_argument("--warmup", type=int, default=5)
+    be.add_argument("--threads", type=int, default=1)
+    be.add_argument("--json", type=Path, help="also write the result to this file")
+
+    sub.add_parser("targets", help="every target: can it compile here? run here? why not?")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    try:
+        return _run(args)
+    except CompilerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # noqa: BLE001 - last resort: a bug, not a user error
+        traceback.print_exc()
+        print("error: internal error (a bug in model-compiler); the traceback is above.", file=sys.stderr)
+        return INTERNAL_ERROR
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "build":
+        from compiler import pipeline
+
+        r = pipeline.build(args.model, args.target, args.precision, args.out, args.golden, Progress(quiet=args.quiet))
+        if not r.passed:
+            raise ParityFailure(
+                f"parity failed for {r.manifest['model']['name']} on {r.manifest['target']['name']} "
+                f"({r.manifest['precision']}): {'; '.join(r.parity.failures())}. The artifact is kept, "
+                f"marked failed, in {r.out_dir}/ (see report.md)."
+            )
+        return 0
+    if args.command == "golden":
+        from compiler import golden, spec
+
+        s = spec.resolve(args.model)
+        out = golden.generate(s, args.out or golden.GOLDEN_ROOT / s.name, args.inputs, log=Progress().info)
+        print(f"golden vectors written to {out}/", file=sys.stderr)
+        return 0
+    if args.command == "verify":
+        from compiler import pipeline
+
+        rep = pipeline.verify(args.artifact, args.golden)
+        print(json.dumps(rep.as_dict(), indent=2))
+        if not rep.passed:
+            raise ParityFailure(f"parity failed for {args.artifact}: {'; '.join(rep.failures())}.")
+        return 0
+    if args.command == "bench":
+        from compiler.bench import bench
+
+        res = bench(args.artifact, args.batch, args.iters, args.warmup, args.threads)
+        text = json.dumps(res, indent=2)
+        print(text)
+        if args.json:
+            args.json.write_text(text + "\n")
+        return 0
+    if args.command == "targets":
+        return _targets()
+    raise AssertionError(args.command)
+
+
+def _targets() -> int:
+    from compiler.profile import known_profiles, load_profile
+    from targets import BACKENDS
+
+    rows = [("target", "backend", "device", "precisions", "compile", "run", "notes")]
+    for name in known_profiles():
+        p = load_profile(name)
+        if p.backend not in BACKENDS:
+            rows.append((name, p.backend, p.device.name, ",".join(p.precisions), "no", "no", f"backend {p.backend!r} is not implemented"))
+            continue
+        a = BACKENDS[p.backend]().available(p)
+        rows.append((name, p.backend, f"{p.device.name} ({p.device.arch})", ",".join(p.precisions),
+                     "yes" if a.can_compile else "no", "yes" if a.can_run else "no", a.reason))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,276 @@
+"""Real input data for golden vectors, evaluation and (later) calibration.
+
+A model spec names where its inputs come from; this module turns that into arrays keyed by
+graph input name. Kinds:
+
+- ``images``: image files (or folders of them) through the spec's preprocessing
+  (short-side resize, centre crop, ``(x - mean) / std``, NCHW, RGB). A file may be given as
+  ``package:relative/path`` to use the real photos that ship inside wheels (skimage, matplotlib).
+- ``sentences``: real sentences through the model's tokenizer (a ``module:factory`` returning a
+  Hugging Face tokenizer).
+- ``npz``: arrays keyed by input name (optional ``labels`` array).
+- ``python``: ``module:factory`` returning ``{input: array}`` or ``({input: array}, labels)``.
+
+Everything is read lazily and can be streamed in batches (`DataSource.batches`), so calibration
+over thousands of samples does not hold them all.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compiler.errors import BadInput
+from compiler.imports import import_object
+from compiler.tomlschema import Table
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+@dataclass(frozen=True)
+class Samples:
+    """A batch of real inputs: feeds keyed by graph input name, optional labels, descriptions."""
+
+    feeds: dict[str, np.ndarray]
+    labels: np.ndarray | None = None
+    descriptions: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(next(iter(self.feeds.values())))
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Base: `load()` returns every sample as one batch; `batches(n)` streams them."""
+
+    input_names: tuple[str, ...] = field(default=(), compare=False)
+
+    def load(self) -> Samples:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def batches(self, batch_size: int, limit: int | None = None) -> Iterator[Samples]:
+        """Default streaming: slice `load()`. Kinds that can stream from disk override this."""
+        samples = self.load()
+        total = len(samples) if limit is None else min(limit, len(samples))
+        for start in range(0, total, batch_size):
+            stop = min(start + batch_size, total)
+            yield Samples(
+                {k: v[start:stop] for k, v in samples.feeds.items()},
+                None if samples.labels is None else samples.labels[start:stop],
+                samples.descriptions[start:stop],
+            )
+
+    def describe(self) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ImagesSource(DataSource):
+    files: tuple[str, ...] = ()
+    base_dir: Path = Path(".")
+    resize_short: int = 256
+    crop: int = 224
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    labels: tuple[int, ...] | None = None
+
+    def paths(self) -> list[Path]:
+        out: list[Path] = []
+        for ref in self.files:
+            path = resolve_file_ref(ref, self.base_dir)
+            if path.is_dir():
+                out.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+            else:
+                out.append(path)
+        if not out:
+            raise BadInput(f"image source {list(self.files)} names no image files.")
+        return out
+
+    def _read(self, paths: list[Path]) -> np.ndarray:
+        from PIL import Image
+
+        arrays = []
+        for path in paths:
+            try:
+                with Image.open(path) as im:
+                    im = im.convert("RGB")
+                    w, h = im.size
+                    scale = self.resize_short / min(w, h)
+                    im = im.resize((round(w * scale), round(h * scale)), Image.BILINEAR)
+                    w, h = im.size
+                    left, top = (w - self.crop) // 2, (h - self.crop) // 2
+                    im = im.crop((left, top, left + self.crop, top + self.crop))
+                    x = np.asarray(im, dtype=np.float32)
+            except OSError as e:
+                raise BadInput(f"cannot read image {str(path)!r}: {e}.") from None
+            x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+            arrays.append(x.transpose(2, 0, 1))
+        return np.stack(arrays).astype(np.float32)
+
+    def load(self) -> Samples:
+        paths = self.paths()
+        return self._samples(paths, 0)
+
+    def _samples(self, paths: list[Path], offset: int) -> Samples:
+        labels = None
+        if self.labels is not None:
+            labels = np.asarray(self.labels[offset : offset + len(paths)], dtype=np.int64)
+        return Samples({self.input_names[0]: self._read(paths)}, labels, tuple(p.name for p in paths))
+
+    def batches(self, batch_size: int, limit: int | None = None) -> Iterator[Samples]:
+        paths = self.paths()[:limit]
+        for start in range(0, len(paths), batch_size):
+            yield self._samples(paths[start : start + batch_size], start)
+
+    def describe(self) -> str:
+        return f"{len(self.files)} image file(s): {', '.join(self.files)}"
+
+
+@dataclass(frozen=True)
+class SentencesSource(DataSource):
+    sentences: tuple[str, ...] = ()
+    tokenizer: str = ""
+    max_length: int = 128
+
+    def _tokenize(self, sentences: tuple[str, ...]) -> dict[str, np.ndarray]:
+        tok = import_object(self.tokenizer, "tokenizer factory")()
+        enc = tok(
+            list(sentences), padding="longest", truncation=True, max_length=self.max_length,
+            return_tensors="np",
+        )
+        missing = [n for n in self.input_names if n not in enc]
+        if missing:
+            raise BadInput(
+                f"tokenizer {self.tokenizer!r} produced {sorted(enc)} but the model's inputs "
+                f"{missing} are not among them."
+            )
+        return {n: np.asarray(enc[n], dtype=np.int64) for n in self.input_names}
+
+    def load(self) -> Samples:
+        return Samples(self._tokenize(self.sentences), None, self.sentences)
+
+    def batches(self, batch_size: int, limit: int | None = None) -> Iterator[Samples]:
+        sentences = self.sentences[:limit]
+        for start in range(0, len(sentences), batch_size):
+            chunk = sentences[start : start + batch_size]
+            yield Samples(self._tokenize(chunk), None, chunk)
+
+    def describe(self) -> str:
+        return f"{len(self.sentences)} sentence(s) through {self.tokenizer}"
+
+
+@dataclass(frozen=True)
+class NpzSource(DataSource):
+    path: Path = Path()
+
+    def load(self) -> Samples:
+        feeds, labels = read_npz(self.path)
+        return Samples(feeds, labels, ())
+
+    def describe(self) -> str:
+        return f"arrays from {self.path}"
+
+
+@dataclass(frozen=True)
+class PythonSource(DataSource):
+    factory: str = ""
+    limit: int | None = None
+
+    def load(self) -> Samples:
+        result = import_object(self.factory, "data factory")()
+        labels = None
+        if isinstance(result, tuple):
+            result, labels = result
+        if not isinstance(result, Mapping):
+            raise BadInput(
+                f"data factory {self.factory!r} returned {type(result).__name__}; expected "
+                "{input_name: array} or ({input_name: array}, labels)."
+            )
+        feeds = {k: np.asarray(v) for k, v in result.items()}
+        if self.limit is not None:
+            feeds = {k: v[: self.limit] for k, v in feeds.items()}
+            labels = None if labels is None else labels[: self.limit]
+        return Samples(feeds, None if labels is None else np.asarray(labels), ())
+
+    def describe(self) -> str:
+        limit = f" (first {self.limit})" if self.limit else ""
+        return f"{self.factory}(){limit}"
+
+
+def read_npz(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Arrays of an .npz keyed by name; a ``labels`` array is split off."""
+    if not path.is_file():
+        raise BadInput(f"input file {str(path)!r} does not exist.")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            feeds = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise BadInput(f"{str(path)!r} is not a readable .npz file: {e}.") from None
+    return feeds, feeds.pop("labels", None)
+
+
+def resolve_file_ref(ref: str, base_dir: Path) -> Path:
+    """``package:relative/path`` (a file inside an installed package) or a path."""
+    pkg, sep, rel = ref.partition(":")
+    if sep and pkg.isidentifier():
+        try:
+            root = importlib.resources.files(pkg)
+        except ModuleNotFoundError:
+            raise BadInput(f"file reference {ref!r}: package {pkg!r} is not installed.") from None
+        path = Path(str(root / rel))
+    else:
+        path = Path(ref) if Path(ref).is_absolute() else base_dir / ref
+    if not path.exists():
+        raise BadInput(f"data file {ref!r} does not exist (looked at {str(path)!r}).")
+    return path
+
+
+def parse_source(table: Table, input_names: tuple[str, ...], base_dir: Path) -> DataSource:
+    """Build a DataSource from a spec table (``[golden]``, ``[evaluation]``…), strictly."""
+    kind = table.choice("source", ["images", "sentences", "npz", "python"])
+    if kind == "images":
+        src: DataSource = ImagesSource(
+            input_names=input_names,
+            files=tuple(table.req("files", list)),
+            base_dir=base_dir,
+            resize_short=table.opt("resize_short", int, 256),
+            crop=table.opt("crop", int, 224),
+            mean=_triple(table, "mean", 0.0),
+            std=_triple(table, "std", 1.0),
+            labels=_opt_tuple(table.opt("labels", list)),
+        )
+        if len(input_names) != 1:
+            raise BadInput(f"{table.where}: an image source feeds exactly one input, the model has {list(input_names)}.")
+    elif kind == "sentences":
+        src = SentencesSource(
+            input_names=input_names,
+            sentences=tuple(table.req("sentences", list)),
+            tokenizer=table.req("tokenizer", str),
+            max_length=table.opt("max_length", int, 128),
+        )
+    elif kind == "npz":
+        path = Path(table.req("path", str))
+        src = NpzSource(input_names=input_names, path=path if path.is_absolute() else base_dir / path)
+    else:
+        src = PythonSource(
+            input_names=input_names, factory=table.req("factory", str), limit=table.opt("limit", int)
+        )
+    return src
+
+
+def _triple(table: Table, key: str, default: float) -> tuple[float, float, float]:
+    value: Any = table.opt(key, (int, float, list), default)
+    if isinstance(value, list):
+        if len(value) != 3:
+            raise BadInput(f"{table.where}: {key!r} must be a number or 3 numbers (RGB), got {value!r}.")
+        return tuple(float(v) for v in value)  # type: ignore[return-value]
+    return (float(value),) * 3  # type: ignore[return-value]
+
+
+def _opt_tuple(value: list | None) -> tuple | None:
+    return None if value is None else tuple(value)

@@ -1,0 +1,50 @@
+"""Errors that carry the CLI exit code of the DESIGN.md contract.
+
+0 built and verified · 1 parity failure (artifact kept, marked failed) · 2 bad input or usage
+(nothing written) · 3 target toolchain missing on this host.
+Every message names the thing at fault (file, key, tensor, node) and says what to do.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class CompilerError(Exception):
+    """Base class; `exit_code` is what the CLI exits with."""
+
+    exit_code = 2
+
+
+class BadInput(CompilerError):
+    """Bad input or usage: a missing file, a malformed model, an unknown name. Exit 2."""
+
+    exit_code = 2
+
+
+class ToolchainMissing(CompilerError):
+    """The target's toolchain cannot compile on this host. Exit 3."""
+
+    exit_code = 3
+
+
+class ParityFailure(CompilerError):
+    """The engine ran but its outputs broke tolerance. Exit 1."""
+
+    exit_code = 1
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """A ' (did you mean X?)' suffix when `name` is close to one of `known`, else ''."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def unknown_name(kind: str, name: str, known: Iterable[str], where: str = "") -> BadInput:
+    """A BadInput for an unknown name that lists the known ones."""
+    known = sorted(known)
+    loc = f" in {where}" if where else ""
+    return BadInput(
+        f"unknown {kind} {name!r}{loc}{did_you_mean(name, known)}; known: {', '.join(known) or '(none)'}."
+    )

@@ -1,0 +1,264 @@
+"""Frontend: PyTorch nn.Module / ExportedProgram / .onnx → checked onnx_ir.Model.
+
+nn.Module goes through the dynamo exporter (``torch.onnx.export(dynamo=True)``); if that raises,
+produces a graph that fails ``onnx.checker`` (full check), or bakes a dynamic dim (checked by
+running the export in ONNX Runtime at a second batch size), the legacy TorchScript exporter is
+used and the reason recorded. Every result is checked with ``onnx.checker.check_model(...,
+full_check=True)`` and the checker's message becomes an error naming the model.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import io
+import tempfile
+import time
+import logging
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+
+from compiler import ir as irh
+from compiler.errors import BadInput
+from compiler.imports import import_object
+from compiler.spec import Exporter, ModelSpec, SourceKind, TensorSpec
+
+
+@dataclass
+class FrontendResult:
+    model: ir.Model
+    exporter: str  # "dynamo" | "legacy" | "onnx-file"
+    fallback_reason: str | None
+    seconds: float
+
+
+def load_torch(spec: ModelSpec) -> tuple[Any, tuple[Any, ...] | None]:
+    """The eager model (nn.Module or ExportedProgram.module()) and its example inputs, if any."""
+    import torch
+
+    if spec.source_kind is SourceKind.PT2:
+        try:
+            ep = torch.export.load(spec.source)
+        except Exception as e:  # torch raises many types for a bad archive
+            raise BadInput(f"{spec.source!r} is not a loadable torch.export .pt2 archive: {e}") from None
+        return ep, None
+    if spec.source_kind is not SourceKind.FACTORY:
+        raise BadInput(f"{spec.source!r} is an ONNX file: there is no PyTorch model to run.")
+    result = import_object(spec.source, "model factory")()
+    examples = None
+    if isinstance(result, tuple) and len(result) == 2:
+        result, examples = result
+        examples = tuple(examples) if isinstance(examples, (tuple, list)) else (examples,)
+    if not isinstance(result, torch.nn.Module):
+        raise BadInput(
+            f"model factory {spec.source!r} returned {type(result).__name__}; expected an "
+            "nn.Module or (nn.Module, example_inputs)."
+        )
+    return result.eval(), examples
+
+
+def input_names_of(model: Any, examples: tuple[Any, ...] | None, spec: ModelSpec) -> tuple[str, ...]:
+    """Input names: the spec's, else the ExportedProgram's user inputs, else forward()'s params."""
+    if spec.inputs:
+        return spec.input_names
+    import torch
+
+    if isinstance(model, torch.export.ExportedProgram):
+        return tuple(s.arg.name for s in model.graph_signature.input_specs if s.kind.name == "USER_INPUT")
+    params = [p for p in inspect.signature(model.forward).parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
+    n = len(examples) if examples is not None else len(params)
+    return tuple(p.name for p in params[:n])
+
+
+def run_eager(model: Any, feeds: dict[str, np.ndarray], input_names: tuple[str, ...], spec: ModelSpec) -> dict[str, np.ndarray]:
+    """PyTorch eager FP32 on numpy feeds → outputs keyed by the spec's output names."""
+    import torch
+
+    with torch.inference_mode():
+        args = tuple(to_torch(feeds[n]) for n in input_names)
+        fn = model.module() if isinstance(model, torch.export.ExportedProgram) else model
+        outs = _flatten_outputs(fn(*args))
+    names = default_output_names(spec, len(outs))
+    if len(outs) != len(names):
+        raise BadInput(f"model {spec.name!r} returned {len(outs)} outputs but its spec names {len(names)}: {list(names)}.")
+    return {n: o.detach().numpy() for n, o in zip(names, outs)}
+
+
+def to_torch(a: np.ndarray) -> Any:
+    """A fresh C-order tensor. Not `ascontiguousarray`: numpy keeps odd strides on size-1 dims
+    (e.g. ``x[:, None]``), and torch.export traces such an input as a different memory format —
+    the digits CNN exported to 19 nodes instead of 9 from a view with stride 4 on its channel."""
+    import torch
+
+    return torch.from_numpy(np.array(a, order="C", copy=True))
+
+
+def default_output_names(spec: ModelSpec, count: int) -> tuple[str, ...]:
+    if spec.outputs:
+        return tuple(o.name for o in spec.outputs)
+    return ("output",) if count == 1 else tuple(f"output_{i}" for i in range(count))
+
+
+def _flatten_outputs(out: Any) -> list[Any]:
+    if isinstance(out, (tuple, list)):
+        return [x for o in out for x in _flatten_outputs(o)]
+    if isinstance(out, dict):
+        return [x for o in out.values() for x in _flatten_outputs(o)]
+    if hasattr(out, "to_tuple"):  # transformers ModelOutput
+        return _flatten_outputs(out.to_tuple())
+    return [out]
+
+
+def load(
+    spec: ModelSpec,
+    example_feeds: dict[str, np.ndarray] | None,
+    log: Callable[[str], None] = lambda s: None,
+) -> FrontendResult:
+    """Produce the checked onnx_ir model for `spec`. `example_feeds` are real inputs (batch ≥ 2
+    where the batch is dynamic) used to trace; they are required for PyTorch sources."""
+    t0 = time.perf_counter()
+    if spec.source_kind is SourceKind.ONNX:
+        model = load_onnx(Path(spec.source))
+        return FrontendResult(model, "onnx-file", None, time.perf_counter() - t0)
+    import torch
+
+    torch.set_num_threads(1)
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed" noise
+    module, examples = load_torch(spec)
+    names = input_names_of(module, examples, spec)
+    if example_feeds is None:
+        if examples is None:
+            raise BadInput(f"model {spec.name!r}: no example inputs to export with; give golden inputs.")
+        args = tuple(examples)
+    else:
+        missing = [n for n in names if n not in example_feeds]
+        if missing:
+            raise BadInput(f"model {spec.name!r}: example inputs lack {missing} (have {sorted(example_feeds)}).")
+        args = tuple(to_torch(example_feeds[n]) for n in names)
+    out_names = tuple(run_eager(module, {n: a.numpy() for n, a in zip(names, args)}, names, spec))
+    dyn = {t.name: t.dynamic_dims for t in spec.inputs if t.dynamic_dims}
+
+    fallback = None
+    if spec.export.exporter is Exporter.DYNAMO or isinstance(module, torch.export.ExportedProgram):
+        log("exporting with the dynamo exporter")
+        try:
+            model = _export_dynamo(module, args, names, out_names, dyn, spec.export.opset)
+            _check(model, f"the dynamo export of {spec.name!r}")
+            _probe_dynamic_batch(model, args, names, dyn)
+            return FrontendResult(model, "dynamo", None, time.perf_counter() - t0)
+        except Exception as e:  # noqa: BLE001 - any exporter failure is a reason to fall back
+            if isinstance(module, torch.export.ExportedProgram):
+                raise BadInput(f"exporting {spec.source!r} to ONNX failed: {_first_line(e)}") from None
+            fallback = f"dynamo exporter failed: {_first_line(e)}"
+            log(f"{fallback}; falling back to the legacy exporter")
+    else:
+        fallback = "legacy exporter requested by the spec ([export] exporter = \"legacy\")"
+    try:
+        model = _export_legacy(module, args, names, out_names, dyn, spec.export.opset)
+        _check(model, f"the legacy export of {spec.name!r}")
+    except BadInput:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise BadInput(f"model {spec.name!r} could not be exported ({fallback}; legacy exporter: {_first_line(e)}).") from None
+    return FrontendResult(model, "legacy", fallback, time.perf_counter() - t0)
+
+
+def _export_dynamo(module, args, names, out_names, dyn, opset) -> ir.Model:
+    import torch
+
+    dynamic_shapes = None
+    if dyn:
+        # A tuple in argument order: dict keys would have to be forward()'s parameter names,
+        # which need not be the graph input names.
+        dynamic_shapes = tuple(dict(dyn.get(n, {})) or None for n in names)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog = torch.onnx.export(
+            module, args, dynamo=True, input_names=list(names), output_names=list(out_names),
+            dynamic_shapes=dynamic_shapes if not isinstance(module, torch.export.ExportedProgram) else None,
+            opset_version=opset, external_data=False, verbose=False,
+        )
+    model = prog.model
+    if opset is not None and irh.opset(model) != opset:
+        raise RuntimeError(f"asked for opset {opset}, the exporter produced opset {irh.opset(model)}")
+    return model
+
+
+def _export_legacy(module, args, names, out_names, dyn, opset) -> ir.Model:
+    import torch
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, args, buf, dynamo=False, input_names=list(names), output_names=list(out_names),
+            dynamic_axes={n: d for n, d in dyn.items()} or None, opset_version=opset or 17,
+        )
+    return irh.from_proto(onnx.load_from_string(buf.getvalue()))
+
+
+def _probe_dynamic_batch(model: ir.Model, args, names, dyn) -> None:
+    """Run the export in ORT at batch 1 when the batch dim is dynamic: the dynamo exporter can
+    declare a dim dynamic yet bake the example's size into a Reshape (TOOLCHAINS.md)."""
+    batch_dynamic = any(0 in d for d in dyn.values())
+    if not batch_dynamic or int(args[0].shape[0]) < 2:
+        return
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(irh.to_proto(model).SerializeToString(), so, providers=["CPUExecutionProvider"])
+    feeds = {n: a[:1].numpy() for n, a in zip(names, args)}
+    try:
+        sess.run(None, feeds)
+    except Exception as e:  # noqa: BLE001
+        raise RuntimeError(f"the export does not run at batch 1 although batch is dynamic ({_first_line(e)})") from None
+
+
+def load_onnx(path: Path) -> ir.Model:
+    """Load an .onnx (with external data beside it), full-check it, return it in memory."""
+    if not path.is_file():
+        raise BadInput(f"model file {str(path)!r} does not exist.")
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except onnx.checker.ValidationError as e:
+        raise BadInput(f"{str(path)!r} is not a valid ONNX model: onnx.checker says: {_first_line(e)}") from None
+    except Exception as e:  # noqa: BLE001 - protobuf DecodeError, OSError for missing data...
+        raise BadInput(f"{str(path)!r} cannot be read as ONNX: {_first_line(e)}") from None
+    model = ir.load(path)
+    ir.external_data.load_to_model(model)
+    return model
+
+
+def _check(model: ir.Model, what: str) -> None:
+    proto = irh.to_proto(model)
+    try:
+        if proto.ByteSize() > irh.PROTO_LIMIT:
+            with tempfile.TemporaryDirectory() as d:
+                p = Path(d) / "model.onnx"
+                irh.save(model, p)
+                onnx.checker.check_model(str(p), full_check=True)
+        else:
+            onnx.checker.check_model(proto, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        raise RuntimeError(f"{what} fails onnx.checker: {_first_line(e)}") from None
+
+
+def _first_line(e: BaseException) -> str:
+    """The line of an exception worth showing; for torch.onnx errors, the exception summary."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip() or type(e).__name__
+    if "## Exception summary" in text:
+        text = text.split("## Exception summary", 1)[1].strip()
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return lines[0][:400] if lines else text
+
+
+__all__ = ["FrontendResult", "load", "load_onnx", "load_torch", "run_eager", "TensorSpec"]

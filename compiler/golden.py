@@ -1,0 +1,155 @@
+"""Golden vectors: the reference outputs every engine is compared with.
+
+``golden/<model>/`` holds ``inputs.npz`` and ``outputs.npz`` keyed by graph input/output names,
+``meta.json`` (torch version, sha256 of every array, where the inputs came from, the reference
+task metric) and ``tolerances.toml``. The reference is PyTorch eager FP32 on real inputs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import onnx_ir as ir
+
+from compiler import ir as irh
+from compiler import tolerances as tol_mod
+from compiler.artifacts import AtomicDir, write_json
+from compiler.datasets import Samples, read_npz
+from compiler.errors import BadInput
+from compiler.spec import ModelSpec, OutputKind, SourceKind
+
+GOLDEN_ROOT = Path("golden")
+
+
+@dataclass
+class Golden:
+    dir: Path
+    inputs: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+    meta: dict[str, Any]
+    tolerances: tol_mod.Tolerances
+
+    @classmethod
+    def load(cls, directory: Path) -> Golden:
+        if not directory.is_dir():
+            raise BadInput(f"golden directory {str(directory)!r} does not exist.")
+        for name in ("inputs.npz", "outputs.npz"):
+            if not (directory / name).is_file():
+                raise BadInput(f"golden directory {str(directory)!r} has no {name} (expected inputs.npz and outputs.npz keyed by graph input/output names).")
+        inputs, _ = read_npz(directory / "inputs.npz")
+        outputs, _ = read_npz(directory / "outputs.npz")
+        meta_path = directory / "meta.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        return cls(directory, inputs, outputs, meta, tol_mod.load(directory / "tolerances.toml"))
+
+    def check_against(self, model: ir.Model) -> None:
+        """Names, dtypes and shapes of the golden arrays must match the graph's inputs/outputs."""
+        _match("input", self.dir / "inputs.npz", self.inputs, irh.graph_inputs(model))
+        _match("output", self.dir / "outputs.npz", self.outputs, irh.graph_outputs(model))
+
+    @property
+    def metric_reference(self) -> dict[str, Any] | None:
+        return self.meta.get("metric")
+
+
+def _match(kind: str, path: Path, arrays: dict[str, np.ndarray], graph: list[irh.TensorInfo]) -> None:
+    names = [t.name for t in graph]
+    missing = [n for n in names if n not in arrays]
+    extra = [n for n in arrays if n not in names]
+    if missing or extra:
+        raise BadInput(
+            f"golden {kind}s in {str(path)!r} do not match the graph's {kind}s: graph has {names}, "
+            f"the file has {sorted(arrays)}"
+            + (f"; missing {missing}" if missing else "") + (f"; not in the graph {extra}" if extra else "") + "."
+        )
+    for t in graph:
+        why = t.matches(arrays[t.name])
+        if why:
+            raise BadInput(f"golden {kind} {t.name!r} in {str(path)!r} has {why}.")
+
+
+def array_sha256(a: np.ndarray) -> str:
+    h = hashlib.sha256(str((a.dtype.str, a.shape)).encode())
+    h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def generate(spec: ModelSpec, out_dir: Path, inputs_npz: Path | None = None, log: Callable[[str], None] = print) -> Path:
+    """Run PyTorch eager FP32 on the spec's real inputs and write the golden set atomically."""
+    import torch
+
+    from compiler import frontend
+
+    if spec.source_kind is SourceKind.ONNX:
+        raise BadInput(
+            f"{spec.source!r} is an ONNX file: there is no PyTorch model to compute golden outputs "
+            "with. Provide golden vectors with `build --golden DIR` (inputs.npz + outputs.npz)."
+        )
+    if inputs_npz is not None:
+        feeds, _ = read_npz(inputs_npz)
+        samples = Samples(feeds, None, (f"arrays from {inputs_npz}",))
+        source = f"npz {inputs_npz}"
+    elif spec.golden is not None:
+        samples = spec.golden.load()
+        source = spec.golden.describe()
+    else:
+        raise BadInput(f"model {spec.name!r} names no golden inputs ([golden] in its spec); pass --inputs NPZ.")
+    torch.set_num_threads(1)
+    module, _ = frontend.load_torch(spec)
+    in_names = frontend.input_names_of(module, None, spec)
+    missing = [n for n in in_names if n not in samples.feeds]
+    if missing:
+        raise BadInput(f"golden inputs lack {missing}; the model takes {list(in_names)}, got {sorted(samples.feeds)}.")
+    _check_finite(samples.feeds, source)
+    feeds = {n: samples.feeds[n] for n in in_names}
+    log(f"running PyTorch eager fp32 on {len(samples)} real sample(s) ({source})")
+    outputs = frontend.run_eager(module, feeds, in_names, spec)
+    _check_finite(outputs, "the eager reference outputs")
+
+    meta: dict[str, Any] = {
+        "model": spec.name,
+        "spec_sha256": spec.sha256,
+        "reference": "pytorch-eager-fp32",
+        "torch": torch.__version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "source": source,
+        "samples": len(samples),
+        "sample_descriptions": list(samples.descriptions),
+        "inputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype), "sha256": array_sha256(v)} for k, v in feeds.items()},
+        "outputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype), "sha256": array_sha256(v)} for k, v in outputs.items()},
+    }
+    if spec.evaluation is not None:
+        ev = spec.evaluation
+        data = ev.data.load()
+        if data.labels is None:
+            raise BadInput(f"evaluation set of {spec.name!r} ({ev.data.describe()}) has no labels.")
+        logits = frontend.run_eager(module, {n: data.feeds[n] for n in in_names}, in_names, spec)[ev.output]
+        from compiler.verify import top1_accuracy
+
+        acc = top1_accuracy(logits, data.labels)
+        meta["metric"] = {"name": ev.metric, "output": ev.output, "reference": acc, "samples": len(data), "source": ev.data.describe()}
+        log(f"reference {ev.metric} on {len(data)} labelled samples: {acc:.4f}")
+
+    kinds = {n: spec.output_kind(n) for n in outputs}
+    with (writer := AtomicDir(out_dir)) as tmp:
+        np.savez(tmp / "inputs.npz", **feeds)
+        np.savez(tmp / "outputs.npz", **outputs)
+        write_json(tmp / "meta.json", meta)
+        (tmp / "tolerances.toml").write_text(tol_mod.render(kinds, spec.evaluation is not None))
+        writer.commit()
+    return out_dir
+
+
+def _check_finite(arrays: dict[str, np.ndarray], where: str) -> None:
+    for k, v in arrays.items():
+        if np.issubdtype(v.dtype, np.floating) and not np.all(np.isfinite(v)):
+            raise BadInput(f"{where}: tensor {k!r} contains NaN or Inf.")
+
+
+__all__ = ["Golden", "generate", "GOLDEN_ROOT", "OutputKind"]

@@ -1,0 +1,220 @@
+"""Orchestration: spec → frontend → passes → backend → verify → artifact directory.
+
+The only module (with the CLI) that imports every layer. Everything that can reject the input
+runs before anything is written; the artifact is assembled in a temp dir and renamed into
+``build/<target>/<model>/`` when complete (marked failed if parity fails).
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compiler import frontend, golden as golden_mod, ir as irh, report as report_mod, spec as spec_mod
+from compiler.artifacts import MANIFEST, AtomicDir, file_table, sha256_file, write_json
+from compiler.errors import BadInput, ToolchainMissing
+from compiler.profile import TargetProfile, load_profile
+from compiler.progress import Progress
+from compiler.spec import ModelSpec, OutputKind
+from compiler.tolerances import check_precision
+from compiler.verify import ParityReport, compare, metric_result, top1_accuracy
+from targets import get_backend
+from targets.base import Engine, Runner
+
+MODEL_FILE = "model.onnx"
+EVAL_BATCH = 64
+
+
+@dataclass
+class BuildResult:
+    out_dir: Path
+    passed: bool
+    parity: ParityReport | None
+    manifest: dict[str, Any]
+
+
+def toolchain_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("model-compiler", "torch", "onnx", "onnxruntime", "onnx-ir", "onnxscript", "numpy", "transformers"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def build(
+    model_arg: str,
+    target: str,
+    precision: str | None = None,
+    out: Path | None = None,
+    golden_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> BuildResult:
+    progress = progress or Progress()
+    t0 = time.perf_counter()
+    # --- everything that can reject the input, before anything is written -----------------
+    profile = load_profile(target)
+    if precision is not None:
+        check_precision(precision)
+    precision = profile.check_precision(precision)
+    spec = spec_mod.resolve(model_arg)
+    backend = get_backend(profile.backend)
+    avail = backend.available(profile)
+    if not avail.can_compile:
+        raise ToolchainMissing(f"target {target!r} ({profile.backend}) cannot compile on this host: {avail.reason}.")
+    golden_dir = golden_dir or golden_mod.GOLDEN_ROOT / spec.name
+    if not golden_dir.is_dir() and spec.source_kind is not spec_mod.SourceKind.ONNX:
+        raise BadInput(
+            f"no golden vectors for {spec.name!r} at {str(golden_dir)!r}; create them with "
+            f"`python -m compiler golden --model {model_arg}` (or `make golden MODEL={spec.name}`), "
+            "or pass --golden DIR."
+        )
+    if not golden_dir.is_dir():
+        raise BadInput(f"{spec.source!r} is an ONNX file: pass --golden DIR with inputs.npz and outputs.npz keyed by its graph input/output names.")
+    golden = golden_mod.Golden.load(golden_dir)
+
+    with progress.step(f"frontend: {spec.source}"):
+        fe = frontend.load(spec, golden.inputs, log=progress.info)
+        progress.info(f"{fe.exporter} → {irh.node_count(fe.model)} nodes, opset {irh.opset(fe.model)}")
+    golden.check_against(fe.model)
+    exported_nodes = irh.node_count(fe.model)
+    model = fe.model  # the pass manager (issue 3) transforms it here
+    passes: list[dict[str, Any]] = []
+
+    out = out or Path("build") / profile.name / spec.name
+    with (writer := AtomicDir(out)) as tmp:
+        model_files = irh.save(model, tmp / MODEL_FILE)
+        with progress.step(f"compile: {profile.backend} ({precision})"):
+            engine = backend.compile(model, tmp / MODEL_FILE, profile, precision, tmp)
+        parity = None
+        if avail.can_run:
+            with progress.step("verify against golden"):
+                with backend.load(engine, threads=int(profile.option("intra_op_num_threads", 1))) as runner:
+                    parity = check_parity(runner, golden, spec, precision)
+                progress.info("PASSED" if parity.passed else "FAILED: " + "; ".join(parity.failures()))
+        status = "unverified" if parity is None else ("passed" if parity.passed else "failed")
+        manifest = _manifest(spec, profile, precision, fe, exported_nodes, irh.node_count(model), passes, engine,
+                             golden, status, avail, [f.name for f in model_files])
+        if parity is not None:
+            write_json(tmp / "parity.json", parity.as_dict())
+        manifest["build_seconds"] = round(time.perf_counter() - t0, 3)
+        manifest["files"] = file_table(tmp, exclude=(MANIFEST, "report.md"))
+        (tmp / "report.md").write_text(report_mod.render(manifest, parity))
+        manifest["files"] = file_table(tmp)
+        write_json(tmp / MANIFEST, manifest)
+        writer.commit()
+    progress.info(f"artifact: {out}/ ({status})")
+    return BuildResult(out, parity is None or parity.passed, parity, manifest)
+
+
+def check_parity(runner: Runner, golden: golden_mod.Golden, spec: ModelSpec | None, precision: str,
+                 kinds: dict[str, str] | None = None) -> ParityReport:
+    """Run the golden inputs (and the labelled evaluation set, if any) through `runner`."""
+    actual = runner.run(golden.inputs)
+    outputs = {}
+    for name, ref in golden.outputs.items():
+        kind = spec.output_kind(name) if spec is not None else OutputKind((kinds or {}).get(name, "tensor"))
+        outputs[name] = compare(name, ref, actual[name], golden.tolerances.for_output(precision, name, kind))
+    metric = None
+    ref = golden.metric_reference
+    if spec is not None and spec.evaluation is not None and ref is not None:
+        data = spec.evaluation.data
+        logits, labels = [], []
+        for batch in data.batches(EVAL_BATCH):
+            logits.append(runner.run(batch.feeds)[spec.evaluation.output])
+            labels.append(batch.labels)
+        acc = top1_accuracy(np.concatenate(logits), np.concatenate(labels))
+        metric = metric_result(ref["name"], float(ref["reference"]), acc, int(sum(len(x) for x in labels)),
+                               golden.tolerances.for_metric(precision))
+    return ParityReport(precision, outputs, metric)
+
+
+def _manifest(spec: ModelSpec, profile: TargetProfile, precision: str, fe: frontend.FrontendResult, exported: int,
+              optimized: int, passes: list, engine: Engine, golden: golden_mod.Golden, status: str, avail,
+              model_files: list[str]) -> dict[str, Any]:
+    return {
+        "schema": 1,
+        "status": status,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": {
+            "name": spec.name,
+            "source": spec.source,
+            "source_kind": spec.source_kind.value,
+            "spec": str(spec.path) if spec.path else None,
+            "spec_sha256": spec.sha256,
+            "outputs": {o.name: o.kind.value for o in spec.outputs},
+        },
+        "target": {
+            "name": profile.name,
+            "backend": profile.backend,
+            "device": {"name": profile.device.name, "arch": profile.device.arch},
+            "profile_sha256": sha256_file(profile.path) if profile.path else None,
+        },
+        "precision": precision,
+        "toolchain": {**toolchain_versions(), **avail.versions},
+        "frontend": {
+            "exporter": fe.exporter,
+            "fallback_reason": fe.fallback_reason,
+            "opset": irh.opset(fe.model),
+            "seconds": round(fe.seconds, 3),
+        },
+        "node_count": {"exported": exported, "optimized": optimized},
+        "ops": irh.op_histogram(fe.model),
+        "passes": passes,
+        "model_files": model_files,
+        "engine": engine.to_manifest(),
+        "deferred": [d.__dict__ for d in engine.deferred],
+        "golden": {
+            "dir": str(golden.dir),
+            "inputs_sha256": sha256_file(golden.dir / "inputs.npz"),
+            "outputs_sha256": sha256_file(golden.dir / "outputs.npz"),
+            "samples": int(len(next(iter(golden.inputs.values())))),
+            "reference": golden.meta.get("reference", "given"),
+        },
+    }
+
+
+def read_manifest(artifact: Path) -> dict[str, Any]:
+    path = artifact / MANIFEST
+    if not path.is_file():
+        raise BadInput(f"{str(artifact)!r} is not an artifact directory (no {MANIFEST}).")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise BadInput(f"{str(path)!r} is not valid JSON: {e}.") from None
+
+
+def load_artifact(artifact: Path, threads: int = 1) -> tuple[dict[str, Any], Runner]:
+    """The manifest and a runner for the engine of a built artifact (files checked by sha256)."""
+    manifest = read_manifest(artifact)
+    for f in manifest["files"]:
+        p = artifact / f["path"]
+        if not p.is_file() or sha256_file(p) != f["sha256"]:
+            raise BadInput(f"artifact file {str(p)!r} is missing or differs from its sha256 in the manifest.")
+    profile = load_profile(manifest["target"]["name"])
+    backend = get_backend(manifest["engine"]["backend"])
+    avail = backend.available(profile)
+    if not avail.can_run:
+        raise ToolchainMissing(f"the {backend.name} engine in {str(artifact)!r} cannot run on this host: {avail.reason}.")
+    engine = Engine.from_manifest(artifact, manifest["engine"])
+    return manifest, backend.load(engine, threads=threads)
+
+
+def verify(artifact: Path, golden_dir: Path | None = None) -> ParityReport:
+    manifest, runner = load_artifact(artifact)
+    golden = golden_mod.Golden.load(golden_dir or Path(manifest["golden"]["dir"]))
+    spec = None
+    spec_path = manifest["model"].get("spec")
+    if spec_path and Path(spec_path).is_file():
+        spec = spec_mod.load_spec(Path(spec_path))
+    with runner:
+        return check_parity(runner, golden, spec, manifest["precision"], kinds=manifest["model"].get("outputs"))

@@ -1,0 +1,63 @@
+"""report.md: the parity result and build facts, for a person."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from compiler.verify import ParityReport
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def render(manifest: dict[str, Any], parity: ParityReport | None) -> str:
+    m = manifest
+    status = m["status"].upper()
+    lines = [
+        f"# {m['model']['name']} → {m['target']['name']} ({m['precision']}): {status}",
+        "",
+        f"- backend: {m['target']['backend']} · device: {m['target']['device']['name']} ({m['target']['device']['arch']})",
+        f"- exporter: {m['frontend']['exporter']}"
+        + (f" (fallback: {m['frontend']['fallback_reason']})" if m['frontend'].get('fallback_reason') else ""),
+        f"- nodes: {m['node_count']['exported']} exported → {m['node_count']['optimized']} optimized",
+        f"- golden: `{m['golden']['dir']}` ({m['golden']['samples']} real samples, reference {m['golden']['reference']})",
+        f"- build time: {m['build_seconds']:.1f} s",
+        "",
+    ]
+    if parity is not None:
+        lines += [
+            "## Parity",
+            "",
+            "| output | max abs | max rel | cosine (min) | SNR dB | top-k agr. | gates | result |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for name, o in parity.outputs.items():
+            gates = ", ".join(f"{k} {v}" for k, v in o.tolerance.as_dict().items() if k not in ("reason", "k"))
+            lines.append(
+                f"| {name} | {_fmt(o.max_abs)} | {_fmt(o.max_rel)} | {_fmt(o.cosine)} | {_fmt(o.snr_db)} | "
+                f"{_fmt(o.topk_agreement)} | {gates} | {'pass' if o.passed else 'FAIL'} |"
+            )
+        if parity.metric is not None:
+            mt = parity.metric
+            lines += [
+                "",
+                f"Task metric **{mt.name}** on {mt.samples} labelled samples: reference {mt.reference:.4f}, "
+                f"engine {mt.engine:.4f}, delta {mt.delta:+.4f} (may drop ≤ {mt.tolerance.max_drop}) — "
+                f"{'pass' if mt.passed else 'FAIL'}",
+            ]
+        if not parity.passed:
+            lines += ["", "### Failures", ""] + [f"- {f}" for f in parity.failures()]
+    if m.get("deferred"):
+        lines += ["", "## Deferred steps", ""]
+        lines += [f"- **{d['step']}**: {d['reason']}" + (f"\n  `{d['command']}`" if d.get("command") else "") for d in m["deferred"]]
+    if m.get("passes"):
+        lines += ["", "## Passes", "", "| pass | modified | nodes before | after | seconds |", "|---|---|---|---|---|"]
+        lines += [f"| {p['name']} | {p['modified']} | {p['nodes_before']} | {p['nodes_after']} | {p['seconds']:.2f} |" for p in m["passes"]]
+    lines += ["", "## Files", "", "| file | bytes | sha256 |", "|---|---|---|"]
+    lines += [f"| {f['path']} | {f['bytes']} | `{f['sha256'][:16]}…` |" for f in m["files"]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,196 @@
+"""Model specs: what to compile, what its inputs look like, where real inputs come from.
+
+A SPEC on the command line is one of
+- a model spec TOML (``models/<name>.toml``) — or just ``<name>`` when that file exists,
+- a ``.onnx`` file (inputs read from the graph; golden vectors must be given),
+- a ``.pt2`` ExportedProgram,
+- ``package.module:factory`` returning ``(module, example_inputs)``.
+All four become one `ModelSpec`.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler.artifacts import sha256_file
+from compiler.datasets import DataSource, parse_source
+from compiler.errors import BadInput
+from compiler.tomlschema import Table, load_toml
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DTYPES = ("float32", "float16", "bfloat16", "int64", "int32", "int8", "uint8", "bool")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+class SourceKind(enum.Enum):
+    FACTORY = "factory"  # package.module:factory -> nn.Module or (nn.Module, example inputs)
+    ONNX = "onnx"
+    PT2 = "pt2"
+
+
+class OutputKind(enum.Enum):
+    LOGITS = "logits"  # classifier scores: also gated on top-1 agreement
+    EMBEDDING = "embedding"  # gated on cosine similarity
+    TENSOR = "tensor"
+
+
+class Exporter(enum.Enum):
+    DYNAMO = "dynamo"
+    LEGACY = "legacy"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str
+    shape: tuple[int | str, ...]  # str = a named dynamic dim
+
+    @property
+    def dynamic_dims(self) -> dict[int, str]:
+        return {i: d for i, d in enumerate(self.shape) if isinstance(d, str)}
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    name: str
+    kind: OutputKind = OutputKind.TENSOR
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """A labelled evaluation set: the task metric is reported (and gated) beside parity."""
+
+    data: DataSource
+    metric: str  # "top1"
+    output: str
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    exporter: Exporter = Exporter.DYNAMO
+    opset: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    source: str  # factory ref or file path
+    source_kind: SourceKind
+    inputs: tuple[TensorSpec, ...] = ()  # empty: read from the graph / example inputs
+    outputs: tuple[OutputSpec, ...] = ()
+    golden: DataSource | None = None
+    evaluation: EvalSpec | None = None
+    export: ExportSpec = ExportSpec()
+    path: Path | None = None  # the spec file, or the model file
+    sha256: str = ""
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.inputs)
+
+    def output_kind(self, name: str) -> OutputKind:
+        for o in self.outputs:
+            if o.name == name:
+                return o.kind
+        return OutputKind.TENSOR
+
+
+def resolve(arg: str) -> ModelSpec:
+    """Turn a SPEC argument into a ModelSpec, or raise BadInput naming what is wrong."""
+    path = Path(arg)
+    if path.suffix == ".toml":
+        return load_spec(path)
+    if path.suffix in (".onnx", ".pt2"):
+        if not path.is_file():
+            raise BadInput(f"model file {arg!r} does not exist.")
+        kind = SourceKind.ONNX if path.suffix == ".onnx" else SourceKind.PT2
+        return ModelSpec(
+            name=_name_from(path.stem), source=str(path), source_kind=kind, path=path,
+            sha256=sha256_file(path),
+        )
+    if ":" in arg and not path.exists():
+        module, _, attr = arg.partition(":")
+        return ModelSpec(
+            name=_name_from(attr if attr not in ("build", "factory", "model") else module.rsplit(".", 1)[-1]),
+            source=arg, source_kind=SourceKind.FACTORY, sha256=hashlib.sha256(arg.encode()).hexdigest(),
+        )
+    if (MODELS_DIR / f"{arg}.toml").is_file():
+        return load_spec(MODELS_DIR / f"{arg}.toml")
+    known = sorted(p.stem for p in MODELS_DIR.glob("*.toml"))
+    raise BadInput(
+        f"model {arg!r} is not a spec TOML, .onnx, .pt2 or package.module:factory, and "
+        f"models/{arg}.toml does not exist; bundled models: {', '.join(known)}."
+    )
+
+
+def load_spec(path: Path) -> ModelSpec:
+    data = load_toml(path, "model spec")
+    t = Table(data, str(path))
+    base = path.parent
+    name = t.req("name", str)
+    if not NAME_RE.match(name):
+        raise BadInput(f"{path}: name {name!r} must be lower-case letters, digits, '.', '_' or '-'.")
+    t.opt("description", str, "")
+    source = t.req("source", str)
+    if source.endswith((".onnx", ".pt2")):
+        kind = SourceKind.ONNX if source.endswith(".onnx") else SourceKind.PT2
+        src_path = Path(source) if Path(source).is_absolute() else base / source
+        if not src_path.is_file():
+            raise BadInput(f"{path}: source {source!r} does not exist (looked at {str(src_path)!r}).")
+        source = str(src_path)
+    elif ":" in source:
+        kind = SourceKind.FACTORY
+    else:
+        raise BadInput(f"{path}: source {source!r} must be 'package.module:factory', a .onnx or a .pt2 file.")
+
+    inputs = tuple(_tensor(it) for it in t.subs("inputs", required=True))
+    if not inputs:
+        raise BadInput(f"{path}: [[inputs]] must list at least one input.")
+    outputs = []
+    for ot in t.subs("outputs"):
+        outputs.append(OutputSpec(ot.req("name", str), OutputKind(ot.choice("kind", [k.value for k in OutputKind], "tensor"))))
+        ot.done()
+    input_names = tuple(i.name for i in inputs)
+
+    export = ExportSpec()
+    if (et := t.sub("export")) is not None:
+        export = ExportSpec(Exporter(et.choice("exporter", [e.value for e in Exporter], "dynamo")), et.opt("opset", int))
+        et.done()
+
+    golden = None
+    if (gt := t.sub("golden")) is not None:
+        golden = parse_source(gt, input_names, base)
+        gt.done()
+
+    evaluation = None
+    if (vt := t.sub("evaluation")) is not None:
+        metric = vt.choice("metric", ["top1"], "top1")
+        output = vt.opt("output", str, outputs[0].name if outputs else "")
+        evaluation = EvalSpec(parse_source(vt, input_names, base), metric, output)
+        vt.done()
+    t.done()
+    return ModelSpec(
+        name=name, source=source, source_kind=kind, inputs=inputs, outputs=tuple(outputs),
+        golden=golden, evaluation=evaluation, export=export, path=path, sha256=sha256_file(path),
+    )
+
+
+def _tensor(t: Table) -> TensorSpec:
+    name = t.req("name", str)
+    dtype = t.choice("dtype", DTYPES, "float32")
+    shape = t.req("shape", list)
+    for d in shape:
+        if isinstance(d, bool) or not isinstance(d, (int, str)) or (isinstance(d, int) and d < 0):
+            raise BadInput(f"{t.where}: shape entries must be sizes or dim names, got {d!r} in {shape}.")
+    t.done()
+    return TensorSpec(name, dtype, tuple(shape))
+
+
+def _name_from(stem: str) -> str:
+    name = re.sub(r"[^a-z0-9._-]+", "-", stem.lower()).strip("-")
+    return name or "model"
+

@@ -1,0 +1,158 @@
+"""Tolerances as data: per precision, per output, with a default key.
+
+The defaults below are the one place default tolerances live. A model overrides them in
+``golden/<model>/tolerances.toml``, which `compiler golden` writes with the effective values and
+a reason for each entry:
+
+    [fp32.""]                 # every output at fp32
+    max_abs = 1e-4
+    reason = "..."
+    [fp32.logits]             # one output (by graph output name)
+    topk_agreement = 1.0
+    [fp32."@metric"]          # the task metric of the labelled evaluation set
+    max_drop = 0.001          # accuracy may drop at most this much (fraction, 0.001 = 0.1 pt)
+
+A gate left unset (None) is reported but not enforced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler.errors import BadInput
+from compiler.spec import OutputKind
+from compiler.tomlschema import Table, load_toml
+
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+METRIC_KEY = "@metric"
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    max_abs: float | None = None  # max |engine - reference|
+    max_rel: float | None = None  # max |engine - reference| / max(|reference|, 1e-6)
+    cosine: float | None = None  # min cosine similarity per sample (row of the batch)
+    snr_db: float | None = None  # min signal-to-noise ratio of the whole output, dB
+    topk_agreement: float | None = None  # min fraction of samples whose reference top-1 is in engine top-k
+    k: int = 1
+    reason: str = ""
+
+    GATES = ("max_abs", "max_rel", "cosine", "snr_db", "topk_agreement")
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None and v != ""}
+
+
+@dataclass(frozen=True)
+class MetricTolerance:
+    max_drop: float = 0.0
+    reason: str = ""
+
+
+# fp32: an engine computing the same graph in fp32 differs from eager by reassociation only;
+# 1e-4 absolute on logits of magnitude ≤ ~20 is ~1e-5 relative, far above fp32 rounding noise
+# and far below any real bug (a wrong pad or a dropped bias moves logits by ≥ 1e-2).
+_FP32 = {
+    OutputKind.TENSOR: Tolerance(max_abs=1e-4, cosine=0.9999, reason="default for fp32 tensors"),
+    OutputKind.LOGITS: Tolerance(max_abs=1e-4, cosine=0.9999, topk_agreement=1.0, reason="default for fp32 logits"),
+    OutputKind.EMBEDDING: Tolerance(max_abs=1e-4, cosine=0.9999, reason="default for fp32 embeddings"),
+}
+# Reduced precisions cannot meet elementwise bounds on unnormalised outputs; they are gated on
+# direction (cosine), noise (SNR) and, for classifiers, the decision (top-1).
+_FP16 = {
+    OutputKind.TENSOR: Tolerance(cosine=0.999, snr_db=30.0, reason="default for fp16 tensors"),
+    OutputKind.LOGITS: Tolerance(cosine=0.999, snr_db=30.0, topk_agreement=1.0, reason="default for fp16 logits"),
+    OutputKind.EMBEDDING: Tolerance(cosine=0.999, reason="default for fp16 embeddings"),
+}
+_BF16 = {
+    OutputKind.TENSOR: Tolerance(cosine=0.995, snr_db=20.0, reason="default for bf16 tensors (8-bit mantissa)"),
+    OutputKind.LOGITS: Tolerance(cosine=0.995, snr_db=20.0, reason="default for bf16 logits (8-bit mantissa)"),
+    OutputKind.EMBEDDING: Tolerance(cosine=0.995, reason="default for bf16 embeddings (8-bit mantissa)"),
+}
+_INT8 = {
+    OutputKind.TENSOR: Tolerance(cosine=0.99, reason="default for int8 tensors"),
+    OutputKind.LOGITS: Tolerance(cosine=0.98, reason="default for int8 logits"),
+    OutputKind.EMBEDDING: Tolerance(cosine=0.99, reason="default for int8 embeddings"),
+}
+DEFAULTS: dict[str, dict[OutputKind, Tolerance]] = {"fp32": _FP32, "fp16": _FP16, "bf16": _BF16, "int8": _INT8}
+DEFAULT_METRIC = {
+    "fp32": MetricTolerance(0.001, "fp32 may flip at most a near-tie: 0.1 point"),
+    "fp16": MetricTolerance(0.002, "default for fp16"),
+    "bf16": MetricTolerance(0.005, "default for bf16"),
+    "int8": MetricTolerance(0.005, "int8 must stay within 0.5 point of fp32"),
+}
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """Overrides read from a tolerances.toml: {precision: {output or "": Tolerance}}."""
+
+    overrides: dict[str, dict[str, Tolerance]] = dataclasses.field(default_factory=dict)
+    metric: dict[str, MetricTolerance] = dataclasses.field(default_factory=dict)
+
+    def for_output(self, precision: str, name: str, kind: OutputKind) -> Tolerance:
+        per = self.overrides.get(precision, {})
+        return per.get(name) or per.get("") or DEFAULTS[precision][kind]
+
+    def for_metric(self, precision: str) -> MetricTolerance:
+        return self.metric.get(precision) or DEFAULT_METRIC[precision]
+
+
+def load(path: Path) -> Tolerances:
+    """Read tolerances.toml strictly (unknown precision, output key or gate → BadInput)."""
+    if not path.exists():
+        return Tolerances()
+    data = load_toml(path, "tolerance file")
+    overrides: dict[str, dict[str, Tolerance]] = {}
+    metric: dict[str, MetricTolerance] = {}
+    root = Table(data, str(path))
+    for precision in PRECISIONS:
+        pt = root.sub(precision)
+        if pt is None:
+            continue
+        for key in list(data[precision]):
+            t = pt.sub(key)
+            if key == METRIC_KEY:
+                metric[precision] = MetricTolerance(float(t.req("max_drop", (int, float))), t.opt("reason", str, ""))
+            else:
+                fields = {g: _num(t.opt(g, (int, float))) for g in Tolerance.GATES}
+                overrides.setdefault(precision, {})[key] = Tolerance(**fields, k=t.opt("k", int, 1), reason=t.opt("reason", str, ""))
+            t.done()
+        pt.done()
+    root.done()
+    return Tolerances(overrides, metric)
+
+
+def render(outputs: dict[str, OutputKind], with_metric: bool) -> str:
+    """The tolerances.toml text `compiler golden` writes: effective defaults, each with a reason."""
+    lines = [
+        "# Parity tolerances for this model's golden vectors, per precision and output.",
+        "# Written by `python -m compiler golden` from the defaults in compiler/tolerances.py.",
+        "# Edit a value only with a reason in its `reason` field.",
+        "",
+    ]
+    for precision in PRECISIONS:
+        for name, kind in outputs.items():
+            tol = DEFAULTS[precision][kind]
+            lines.append(f'[{precision}."{name}"]')
+            for k, v in tol.as_dict().items():
+                if k == "k" and v == 1:
+                    continue
+                lines.append(f"{k} = {v!r}" if k != "reason" else f'reason = "{v}"')
+            lines.append("")
+        if with_metric:
+            m = DEFAULT_METRIC[precision]
+            lines += [f'[{precision}."{METRIC_KEY}"]', f"max_drop = {m.max_drop!r}", f'reason = "{m.reason}"', ""]
+    return "\n".join(lines)
+
+
+def _num(v: float | int | None) -> float | None:
+    return None if v is None else float(v)
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise BadInput(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}.")
+    return precision

@@ -1,0 +1,154 @@
+"""Comparators and the parity report.
+
+Written with numpy rather than Polygraphy's comparator: Polygraphy's CompareFunc gives
+elementwise atol/rtol and top-k indices but not per-sample cosine or SNR, and it wants runners
+rather than stored golden arrays. These are a few lines each and are tested against
+hand-computed values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from compiler.tolerances import MetricTolerance, Tolerance
+
+SNR_CAP_DB = 200.0  # an exact match has infinite SNR; JSON has no infinity, so cap it
+
+
+@dataclass
+class OutputParity:
+    name: str
+    max_abs: float
+    max_rel: float
+    cosine: float
+    snr_db: float
+    topk_agreement: float | None
+    tolerance: Tolerance
+    passed: bool
+    failures: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["tolerance"] = self.tolerance.as_dict()
+        return d
+
+
+@dataclass
+class MetricResult:
+    name: str
+    reference: float
+    engine: float
+    delta: float
+    samples: int
+    tolerance: MetricTolerance
+    passed: bool
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["tolerance"] = dataclasses.asdict(self.tolerance)
+        return d
+
+
+@dataclass
+class ParityReport:
+    precision: str
+    outputs: dict[str, OutputParity]
+    metric: MetricResult | None = None
+
+    @property
+    def passed(self) -> bool:
+        return all(o.passed for o in self.outputs.values()) and (self.metric is None or self.metric.passed)
+
+    def failures(self) -> list[str]:
+        out = [f"{name}: {f}" for name, o in self.outputs.items() for f in o.failures]
+        if self.metric is not None and not self.metric.passed:
+            m = self.metric
+            out.append(f"{m.name}: {m.engine:.4f} vs reference {m.reference:.4f} (drop {-m.delta:.4f} > {m.tolerance.max_drop})")
+        return out
+
+    def as_dict(self) -> dict:
+        d = {"passed": self.passed, "precision": self.precision, "outputs": {k: v.as_dict() for k, v in self.outputs.items()}}
+        if self.metric is not None:
+            d["metric"] = self.metric.as_dict()
+        return d
+
+
+def _per_sample(a: np.ndarray) -> np.ndarray:
+    return a.reshape(a.shape[0], -1) if a.ndim >= 2 else a.reshape(1, -1)
+
+
+def cosine(reference: np.ndarray, actual: np.ndarray) -> float:
+    """Minimum cosine similarity over samples (rows along axis 0; the whole array if 1-D)."""
+    r, a = _per_sample(reference.astype(np.float64)), _per_sample(actual.astype(np.float64))
+    num = (r * a).sum(1)
+    den = np.linalg.norm(r, axis=1) * np.linalg.norm(a, axis=1)
+    both_zero = den == 0
+    cos = np.where(both_zero, np.where((np.abs(r).sum(1) + np.abs(a).sum(1)) == 0, 1.0, 0.0), num / np.where(both_zero, 1, den))
+    return float(cos.min())
+
+
+def snr_db(reference: np.ndarray, actual: np.ndarray) -> float:
+    r = reference.astype(np.float64)
+    noise = float(((actual.astype(np.float64) - r) ** 2).sum())
+    signal = float((r**2).sum())
+    if noise == 0:
+        return SNR_CAP_DB
+    if signal == 0:
+        return -SNR_CAP_DB
+    return min(SNR_CAP_DB, 10 * math.log10(signal / noise))
+
+
+def topk_agreement(reference: np.ndarray, actual: np.ndarray, k: int = 1) -> float | None:
+    """Fraction of samples whose reference top-1 class is in the engine's top-k (None if the
+    output is not a batch of score vectors)."""
+    if reference.ndim != 2 or reference.shape[1] < 2:
+        return None
+    ref_top = reference.argmax(1)
+    act_topk = np.argsort(-actual, axis=1)[:, :k]
+    return float((act_topk == ref_top[:, None]).any(1).mean())
+
+
+def compare(name: str, reference: np.ndarray, actual: np.ndarray, tol: Tolerance) -> OutputParity:
+    """All statistics for one output, and which gates of `tol` it breaks."""
+    failures: list[str] = []
+    if reference.shape != actual.shape:
+        failures.append(f"shape {actual.shape} differs from the golden {reference.shape}")
+        nan = float("nan")
+        return OutputParity(name, nan, nan, nan, nan, None, tol, False, failures)
+    if not np.all(np.isfinite(actual)):
+        failures.append(f"{int((~np.isfinite(actual)).sum())} non-finite value(s) (NaN/Inf) in the engine output")
+    r, a = reference.astype(np.float64), actual.astype(np.float64)
+    diff = np.abs(a - r)
+    max_abs = float(diff.max()) if diff.size else 0.0
+    max_rel = float((diff / np.maximum(np.abs(r), 1e-6)).max()) if diff.size else 0.0
+    stats = {
+        "max_abs": max_abs,
+        "max_rel": max_rel,
+        "cosine": cosine(r, a),
+        "snr_db": snr_db(r, a),
+        "topk_agreement": topk_agreement(r, a, tol.k),
+    }
+    upper = {"max_abs", "max_rel"}
+    for gate in Tolerance.GATES:
+        bound, value = getattr(tol, gate), stats[gate]
+        if bound is None or value is None:
+            continue
+        bad = value > bound if gate in upper else value < bound
+        if bad or math.isnan(value):
+            rel = "≤" if gate in upper else "≥"
+            failures.append(f"{gate} = {value:.6g}, must be {rel} {bound:g}")
+    return OutputParity(name, **stats, tolerance=tol, passed=not failures, failures=failures)
+
+
+def top1_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float((logits.argmax(-1) == labels).mean())
+
+
+def metric_result(name: str, reference: float, engine: float, samples: int, tol: MetricTolerance) -> MetricResult:
+    delta = engine - reference
+    return MetricResult(name, reference, engine, delta, samples, tol, passed=delta >= -tol.max_drop - 1e-12)
+

@@ -1,0 +1,1 @@
+"""The bundled model zoo: factories and data helpers named by the specs in this folder."""

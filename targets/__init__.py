@@ -1,0 +1,10 @@
+"""Backends (one module per runtime) and target profiles (``profiles/*.toml``).
+
+Importing this package registers every backend in `targets.registry.BACKENDS`. Backend modules
+import their runtime lazily, so listing targets stays cheap.
+"""
+
+from targets import ort  # noqa: F401  (registers "onnxruntime")
+from targets.registry import BACKENDS, get_backend
+
+__all__ = ["BACKENDS", "get_backend"]

@@ -1,0 +1,96 @@
+"""The backend interface every runtime implements (ONNX Runtime, TensorRT, OpenVINO, TFLite,
+Core ML, TVM).
+
+The split follows what a host can do: `available()` says whether this host can *compile* and
+whether it can *run* (TensorRT without CUDA, Core ML off macOS can do neither or only the
+first); `compile()` writes the engine files; `load()` gives a `Runner`. Steps a host cannot do
+are returned as `Deferred` entries, recorded in the manifest with the reason and the command
+to finish them on the device.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import onnx_ir as ir
+
+from compiler.profile import TargetProfile
+
+
+@dataclass(frozen=True)
+class Availability:
+    can_compile: bool
+    can_run: bool
+    reason: str = ""  # why not, when either is False; what was found otherwise
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Deferred:
+    step: str  # e.g. "engine-build", "verify-on-device"
+    reason: str
+    command: str = ""  # how to finish it where it can run
+
+
+@dataclass
+class Engine:
+    """What `compile()` wrote: files relative to `dir`, the one a runner loads, and facts."""
+
+    backend: str
+    precision: str
+    dir: Path
+    entry: str
+    files: list[str]
+    info: dict[str, Any] = field(default_factory=dict)
+    deferred: list[Deferred] = field(default_factory=list)
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "precision": self.precision,
+            "entry": self.entry,
+            "files": self.files,
+            "info": self.info,
+        }
+
+    @classmethod
+    def from_manifest(cls, directory: Path, data: dict[str, Any]) -> Engine:
+        return cls(data["backend"], data["precision"], directory, data["entry"], list(data["files"]), dict(data.get("info", {})))
+
+
+class Runner(abc.ABC):
+    """A loaded engine. `run` takes and returns numpy arrays keyed by graph tensor names."""
+
+    input_names: tuple[str, ...] = ()
+    output_names: tuple[str, ...] = ()
+
+    @abc.abstractmethod
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Backend(abc.ABC):
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    def available(self, profile: TargetProfile) -> Availability: ...
+
+    @abc.abstractmethod
+    def compile(self, model: ir.Model, model_path: Path, profile: TargetProfile, precision: str, workdir: Path) -> Engine:
+        """Build the engine in `workdir` from the IR (`model_path` is the same IR already
+        saved as ``workdir/model.onnx``)."""
+
+    @abc.abstractmethod
+    def load(self, engine: Engine, threads: int = 1) -> Runner: ...

@@ -1,0 +1,94 @@
+"""ONNX Runtime backend (target ``cpu``): an offline-optimized ``model.ort.onnx`` and a runner.
+
+The saved model is optimized at the profile's ``offline_optimization`` level. ORT's own docs
+advise against saving at level "all" for another machine: its NCHWc layout transforms depend
+on the host's instruction set; ORT applies them again when the device loads the model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx_ir as ir
+
+from compiler.profile import TargetProfile
+from targets.base import Availability, Backend, Engine, Runner
+from targets.registry import register
+
+ENGINE_FILE = "model.ort.onnx"
+_LEVELS = ("disabled", "basic", "extended", "all")
+
+
+def _level(name: str):
+    import onnxruntime as ort
+
+    return {
+        "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[name]
+
+
+def session_options(threads: int, level: str = "all"):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = _level(level)
+    so.log_severity_level = 3
+    return so
+
+
+@register
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+
+    def available(self, profile: TargetProfile) -> Availability:
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            return Availability(False, False, f"onnxruntime is not installed ({e})")
+        provider = profile.option("provider", "CPUExecutionProvider")
+        versions = {"onnxruntime": ort.__version__}
+        if provider not in ort.get_available_providers():
+            return Availability(
+                True, False,
+                f"execution provider {provider} is not available here (have {', '.join(ort.get_available_providers())})",
+                versions,
+            )
+        return Availability(True, True, f"onnxruntime {ort.__version__} with {provider}", versions)
+
+    def compile(self, model: ir.Model, model_path: Path, profile: TargetProfile, precision: str, workdir: Path) -> Engine:
+        import onnxruntime as ort
+
+        level = profile.option("offline_optimization", "extended")
+        if level not in _LEVELS:
+            raise ValueError(f"{profile.path}: options.offline_optimization must be one of {_LEVELS}, got {level!r}")
+        so = session_options(1, level)
+        so.optimized_model_filepath = str(workdir / ENGINE_FILE)
+        provider = profile.option("provider", "CPUExecutionProvider")
+        # Creating the session performs the optimization and writes the file.
+        ort.InferenceSession(str(model_path), so, providers=[provider])
+        return Engine(
+            backend=self.name, precision=precision, dir=workdir, entry=ENGINE_FILE, files=[ENGINE_FILE],
+            info={"provider": provider, "offline_optimization": level, "onnxruntime": ort.__version__},
+        )
+
+    def load(self, engine: Engine, threads: int = 1) -> Runner:
+        return OrtRunner(engine.dir / engine.entry, engine.info.get("provider", "CPUExecutionProvider"), threads)
+
+
+class OrtRunner(Runner):
+    def __init__(self, path: Path, provider: str, threads: int):
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(str(path), session_options(threads), providers=[provider])
+        self.input_names = tuple(i.name for i in self.session.get_inputs())
+        self.output_names = tuple(o.name for o in self.session.get_outputs())
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outs = self.session.run(None, {n: feeds[n] for n in self.input_names})
+        return dict(zip(self.output_names, outs))
