@@ -149,7 +149,7 @@ def _manifest(spec: ModelSpec, profile: TargetProfile, precision: str, fe: front
             "name": spec.name,
             "source": spec.source,
             "source_kind": spec.source_kind.value,
-            "spec": str(spec.path) if spec.path else None,
+            "spec": str(spec.path) if spec.path and spec.path.suffix == ".toml" else None,
             "spec_sha256": spec.sha256,
             "outputs": {o.name: o.kind.value for o in spec.outputs},
         },

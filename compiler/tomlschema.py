@@ -6,6 +6,7 @@ used, which is the worst kind of wrong. tomllib parses; this checks keys and typ
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -21,7 +22,7 @@ def load_toml(path: Path, what: str) -> dict[str, Any]:
     try:
         with path.open("rb") as f:
             return tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise BadInput(f"{what} {str(path)!r} is not valid TOML: {e}.") from None
 
 
@@ -46,7 +47,9 @@ class Table:
         self._allowed.add(key)
         if key not in self._data:
             if required:
-                raise BadInput(f"{self._where}: missing required key {key!r}.")
+                close = difflib.get_close_matches(key, [k for k in self._data if k not in self._allowed], n=1, cutoff=0.6)
+                hint = f" (there is an unknown key {close[0]!r}: a typo?)" if close else ""
+                raise BadInput(f"{self._where}: missing required key {key!r}{hint}.")
             return default
         value = self._data[key]
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in _as_tuple(types)):

