@@ -152,3 +152,21 @@ def test_python_dash_m_entry_point_exit_code(tmp_path):
     r = subprocess.run([sys.executable, "-m", "compiler", "build", "--model", "x.onnx", "--target", "cpu"],
                        cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "x.onnx" in r.stderr
+
+
+def test_onnx_with_external_data_builds(tmp_path, tiny_onnx, capsys):
+    import onnx
+
+    model, golden = tiny_onnx
+    ext_dir = tmp_path / "ext"
+    ext_dir.mkdir()
+    proto = onnx.load(str(model))
+    onnx.save(proto, str(ext_dir / "m.onnx"), save_as_external_data=True, location="m.onnx.data", size_threshold=0)
+    assert (ext_dir / "m.onnx.data").stat().st_size > 0
+    code, out = _build(tmp_path, "--model", str(ext_dir / "m.onnx"), "--target", "cpu", "--golden", str(golden))
+    assert code == 0
+    (ext_dir / "m.onnx.data").unlink()  # without its weights the file is bad input, named
+    code = main(["build", "--quiet", "--out", str(tmp_path / "out2"), "--model", str(ext_dir / "m.onnx"),
+                 "--target", "cpu", "--golden", str(golden)])
+    err = capsys.readouterr().err
+    assert code == 2 and "m.onnx" in err and not (tmp_path / "out2").exists()
