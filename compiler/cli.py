@@ -29,6 +29,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--precision", help="fp32|fp16|bf16|int8 (default: the target's)")
     b.add_argument("--out", type=Path, help="artifact directory (default build/<target>/<model>)")
     b.add_argument("--golden", type=Path, help="golden directory (default golden/<model>)")
+    b.add_argument("--pipeline", help="pass pipeline (default: the target profile's; see `passes`)")
+    b.add_argument("--exporter", choices=["dynamo", "legacy"], help="override the spec's exporter")
+    b.add_argument("--verify-passes", action="store_true",
+                   help="run the golden inputs through ONNX Runtime after every pass; stop at the first that breaks tolerance")
+    b.add_argument("--dump-ir", type=Path, metavar="DIR", help="write the model after each pass as DIR/NNN_<pass>.onnx")
     b.add_argument("--quiet", action="store_true")
 
     g = sub.add_parser("golden", help="write golden vectors from PyTorch eager fp32 on real inputs")
@@ -49,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     be.add_argument("--json", type=Path, help="also write the result to this file")
 
     sub.add_parser("targets", help="every target: can it compile here? run here? why not?")
+    sub.add_parser("passes", help="every graph pass with a one-line description, and the pipelines")
     return p
 
 
@@ -74,7 +80,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "build":
         from compiler import pipeline
 
-        r = pipeline.build(args.model, args.target, args.precision, args.out, args.golden, Progress(quiet=args.quiet))
+        opts = pipeline.BuildOptions(
+            precision=args.precision, out=args.out, golden_dir=args.golden, pipeline=args.pipeline,
+            exporter=args.exporter, verify_passes=args.verify_passes, dump_ir=args.dump_ir,
+        )
+        r = pipeline.build(args.model, args.target, opts, Progress(quiet=args.quiet))
         if not r.passed:
             raise ParityFailure(
                 f"parity failed for {r.manifest['model']['name']} on {r.manifest['target']['name']} "
@@ -108,6 +118,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "targets":
         return _targets()
+    if args.command == "passes":
+        return _passes()
     raise AssertionError(args.command)
 
 
@@ -127,6 +139,22 @@ def _targets() -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+    return 0
+
+
+def _passes() -> int:
+    from compiler.passes import PASSES, PIPELINES
+
+    width = max(len(n) for n in PASSES)
+    print("passes:")
+    for name in sorted(PASSES):
+        cls = PASSES[name]
+        needs = f"  [needs {', '.join(sorted(cls.emits))}]" if cls.emits else ""
+        print(f"  {name.ljust(width)}  {cls.description}{needs}")
+    print("\npipelines:")
+    for name, phases in PIPELINES.items():
+        body = " · ".join(f"{ph.name}({', '.join(ph.passes)})" for ph in phases) or "(no passes)"
+        print(f"  {name}: {body}")
     return 0
 
 

@@ -7,6 +7,7 @@ runs before anything is written; the artifact is assembled in a temp dir and ren
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import importlib.metadata
 import json
@@ -21,6 +22,9 @@ import numpy as np
 from compiler import frontend, golden as golden_mod, ir as irh, report as report_mod, spec as spec_mod
 from compiler.artifacts import MANIFEST, AtomicDir, file_table, sha256_file, write_json
 from compiler.errors import BadInput, ToolchainMissing
+from compiler.passes import PassContext, get_pipeline
+from compiler.passes.manager import DumpIR, GoldenCheck
+from compiler.passes.manager import run as run_passes
 from compiler.profile import TargetProfile, load_profile
 from compiler.progress import Progress
 from compiler.spec import ModelSpec, OutputKind
@@ -51,22 +55,33 @@ def toolchain_versions() -> dict[str, str]:
     return out
 
 
-def build(
-    model_arg: str,
-    target: str,
-    precision: str | None = None,
-    out: Path | None = None,
-    golden_dir: Path | None = None,
-    progress: Progress | None = None,
-) -> BuildResult:
+@dataclass(frozen=True)
+class BuildOptions:
+    """Options of one build beyond model and target (CLI flags)."""
+
+    precision: str | None = None
+    out: Path | None = None
+    golden_dir: Path | None = None
+    pipeline: str | None = None  # overrides the profile's
+    exporter: str | None = None  # overrides the spec's: "dynamo" | "legacy"
+    verify_passes: bool = False
+    dump_ir: Path | None = None
+
+
+def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), progress: Progress | None = None) -> BuildResult:
     progress = progress or Progress()
     t0 = time.perf_counter()
+    precision, out, golden_dir = opts.precision, opts.out, opts.golden_dir
     # --- everything that can reject the input, before anything is written -----------------
     profile = load_profile(target)
+    pipeline_name = opts.pipeline or profile.pipeline
+    get_pipeline(pipeline_name)
     if precision is not None:
         check_precision(precision)
     precision = profile.check_precision(precision)
     spec = spec_mod.resolve(model_arg)
+    if opts.exporter is not None:
+        spec = dataclasses.replace(spec, export=dataclasses.replace(spec.export, exporter=spec_mod.Exporter(opts.exporter)))
     backend = get_backend(profile.backend)
     avail = backend.available(profile)
     if not avail.can_compile:
@@ -87,8 +102,16 @@ def build(
         progress.info(f"{fe.exporter} → {irh.node_count(fe.model)} nodes, opset {irh.opset(fe.model)}")
     golden.check_against(fe.model)
     exported_nodes = irh.node_count(fe.model)
-    model = fe.model  # the pass manager (issue 3) transforms it here
-    passes: list[dict[str, Any]] = []
+    exported_ops = irh.op_histogram(fe.model)
+    instruments: list = []
+    if opts.dump_ir is not None:
+        instruments.append(DumpIR(opts.dump_ir))
+    if opts.verify_passes:
+        instruments.append(_golden_check(golden, spec))
+    with progress.step(f"passes: pipeline {pipeline_name!r}"):
+        optimized = run_passes(fe.model, pipeline_name, PassContext(type(backend).accepts), instruments, log=progress.info)
+    model = optimized.model
+    golden.check_against(model)  # a pass must not rename or reshape the graph's interface
 
     out = out or Path("build") / profile.name / spec.name
     with (writer := AtomicDir(out)) as tmp:
@@ -102,8 +125,12 @@ def build(
                     parity = check_parity(runner, golden, spec, precision)
                 progress.info("PASSED" if parity.passed else "FAILED: " + "; ".join(parity.failures()))
         status = "unverified" if parity is None else ("passed" if parity.passed else "failed")
-        manifest = _manifest(spec, profile, precision, fe, exported_nodes, irh.node_count(model), passes, engine,
-                             golden, status, avail, [f.name for f in model_files])
+        manifest = _manifest(spec, profile, precision, fe, engine, golden, status, avail, [f.name for f in model_files])
+        manifest["node_count"] = {"exported": exported_nodes, "optimized": irh.node_count(model)}
+        manifest["ops"] = {"exported": exported_ops, "optimized": irh.op_histogram(model)}
+        manifest["pipeline"] = {"name": pipeline_name, "verified_each_pass": opts.verify_passes,
+                                "fusions": optimized.fusions, "skipped": optimized.skipped}
+        manifest["passes"] = optimized.records
         if parity is not None:
             write_json(tmp / "parity.json", parity.as_dict())
         manifest["build_seconds"] = round(time.perf_counter() - t0, 3)
@@ -138,9 +165,18 @@ def check_parity(runner: Runner, golden: golden_mod.Golden, spec: ModelSpec | No
     return ParityReport(precision, outputs, metric)
 
 
-def _manifest(spec: ModelSpec, profile: TargetProfile, precision: str, fe: frontend.FrontendResult, exported: int,
-              optimized: int, passes: list, engine: Engine, golden: golden_mod.Golden, status: str, avail,
-              model_files: list[str]) -> dict[str, Any]:
+def _golden_check(golden: golden_mod.Golden, spec: ModelSpec) -> GoldenCheck:
+    """Per-pass verification at the fp32 tolerances: passes run before any precision change."""
+
+    def failures(name: str, ref: np.ndarray, got: np.ndarray) -> list[str]:
+        tol = golden.tolerances.for_output("fp32", name, spec.output_kind(name))
+        return compare(name, ref, got, tol).failures
+
+    return GoldenCheck(golden.inputs, golden.outputs, failures)
+
+
+def _manifest(spec: ModelSpec, profile: TargetProfile, precision: str, fe: frontend.FrontendResult, engine: Engine,
+              golden: golden_mod.Golden, status: str, avail, model_files: list[str]) -> dict[str, Any]:
     return {
         "schema": 1,
         "status": status,
@@ -167,9 +203,6 @@ def _manifest(spec: ModelSpec, profile: TargetProfile, precision: str, fe: front
             "opset": irh.opset(fe.model),
             "seconds": round(fe.seconds, 3),
         },
-        "node_count": {"exported": exported, "optimized": optimized},
-        "ops": irh.op_histogram(fe.model),
-        "passes": passes,
         "model_files": model_files,
         "engine": engine.to_manifest(),
         "deferred": [d.__dict__ for d in engine.deferred],

@@ -24,7 +24,9 @@ def render(manifest: dict[str, Any], parity: ParityReport | None) -> str:
         f"- backend: {m['target']['backend']} · device: {m['target']['device']['name']} ({m['target']['device']['arch']})",
         f"- exporter: {m['frontend']['exporter']}"
         + (f" (fallback: {m['frontend']['fallback_reason']})" if m['frontend'].get('fallback_reason') else ""),
-        f"- nodes: {m['node_count']['exported']} exported → {m['node_count']['optimized']} optimized",
+        f"- nodes: {m['node_count']['exported']} exported → {m['node_count']['optimized']} optimized"
+        + (f" (pipeline `{m['pipeline']['name']}`" + (", every pass verified" if m['pipeline']['verified_each_pass'] else "") + ")" if m.get("pipeline") else ""),
+        *([f"- fusions: " + ", ".join(f"{k} ×{v}" for k, v in m['pipeline']['fusions'].items())] if m.get("pipeline", {}).get("fusions") else []),
         f"- golden: `{m['golden']['dir']}` ({m['golden']['samples']} real samples, reference {m['golden']['reference']})",
         f"- build time: {m['build_seconds']:.1f} s",
         "",
@@ -56,8 +58,14 @@ def render(manifest: dict[str, Any], parity: ParityReport | None) -> str:
         lines += ["", "## Deferred steps", ""]
         lines += [f"- **{d['step']}**: {d['reason']}" + (f"\n  `{d['command']}`" if d.get("command") else "") for d in m["deferred"]]
     if m.get("passes"):
-        lines += ["", "## Passes", "", "| pass | modified | nodes before | after | seconds |", "|---|---|---|---|---|"]
-        lines += [f"| {p['name']} | {p['modified']} | {p['nodes_before']} | {p['nodes_after']} | {p['seconds']:.2f} |" for p in m["passes"]]
+        lines += ["", "## Passes (those that changed the model)", "", "| phase | pass | nodes before | after | seconds | fired |", "|---|---|---|---|---|---|"]
+        lines += [
+            f"| {p['phase']} | {p['name']} | {p['nodes_before']} | {p['nodes_after']} | {p['seconds']:.2f} | "
+            + ", ".join(f"{k} ×{v}" for k, v in p.get("counts", {}).items()) + " |"
+            for p in m["passes"] if p["modified"]
+        ]
+        if m["pipeline"].get("skipped"):
+            lines += ["", "Not run for this target: " + "; ".join(f"{s['name']} ({s['reason']})" for s in m["pipeline"]["skipped"])]
     lines += ["", "## Files", "", "| file | bytes | sha256 |", "|---|---|---|"]
     lines += [f"| {f['path']} | {f['bytes']} | `{f['sha256'][:16]}…` |" for f in m["files"]]
     return "\n".join(lines) + "\n"

@@ -83,6 +83,9 @@ class Runner(abc.ABC):
 
 class Backend(abc.ABC):
     name: ClassVar[str]
+    # Fused / non-default-domain ops this runtime executes (``domain::Op`` outside ai.onnx).
+    # Graph passes that would emit anything else are not run for this backend's targets.
+    accepts: ClassVar[frozenset[str]] = frozenset()
 
     @abc.abstractmethod
     def available(self, profile: TargetProfile) -> Availability: ...

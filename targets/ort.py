@@ -45,6 +45,17 @@ def session_options(threads: int, level: str = "all"):
 @register
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
+    # ORT CPU kernels for these exist in onnxruntime 1.31 (contrib ops: docs/ContribOperators.md).
+    accepts = frozenset({
+        "LayerNormalization",
+        "Gelu",
+        "com.microsoft::Gelu",
+        "com.microsoft::FastGelu",
+        "com.microsoft::BiasGelu",
+        "com.microsoft::SkipLayerNormalization",
+        "com.microsoft::MultiHeadAttention",
+        "com.microsoft::Attention",
+    })
 
     def available(self, profile: TargetProfile) -> Availability:
         try:

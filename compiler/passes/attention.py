@@ -1,0 +1,41 @@
+"""Attention fusion into ONNX Runtime's contrib ops, with onnxscript's ORT fusion rules in the
+order onnxscript's own ``fuse_xformers`` applies them:
+
+    softmax(Q·Kᵀ·s + mask)·V                     → SDPA (an internal intermediate)
+    SDPA over per-head Reshape/Transpose of Q,K,V → com.microsoft::MultiHeadAttention
+    MHA with bias and the packed QKV projection   → com.microsoft::Attention
+
+Any SDPA left unconsumed is rewritten to MultiHeadAttention, and intermediate functions are
+inlined, so the result holds only ops ORT executes.
+"""
+
+from __future__ import annotations
+
+import onnx_ir as ir
+from onnx_ir.passes.common import ShapeInferencePass
+from onnxscript import optimizer
+from onnxscript.rewriter.ort_fusions import attention, mha, mha_bias, mha_scale, sdpa, sdpa_via_mha
+
+from compiler.passes.base import FusionResult, Pass, register_pass, result
+
+
+@register_pass
+class Attention(Pass):
+    name = "attention"
+    description = "fuse scaled-dot-product attention into ORT MultiHeadAttention / Attention"
+    emits = frozenset({"com.microsoft::MultiHeadAttention"})
+
+    def call(self, model: ir.Model) -> FusionResult:
+        counts = {"sdpa": sdpa.fuse_sdpa(model, apply_shape_inference=True)}
+        if not counts["sdpa"]:
+            return result(model, {})
+        counts["mha"] = mha.fuse_mha1(model) + mha.fuse_mha2(model)
+        counts["mha_scale"] = mha_scale.fuse_mha_scale(model)
+        if counts["mha"]:
+            counts["mha_bias"] = mha_bias.fuse_mha_bias(model)
+            if "com.microsoft::Attention" in self.ctx.accepts:
+                counts["attention"] = attention.fuse_attention(model)
+        counts["sdpa_via_mha"] = sdpa_via_mha.replace_sdpa_by_mha(model)
+        optimizer.optimize(model)  # inline leftover intermediate fusion functions, clean up
+        ShapeInferencePass()(model)
+        return result(model, counts)
