@@ -41,10 +41,10 @@ def _fold_small_constant_of_shape(model: ir.Model) -> bool:
     for node in list(graph):
         if node.op_type != "ConstantOfShape" or node.domain not in ("", "ai.onnx"):
             continue
-        shape_v = node.inputs[0]
-        if shape_v is None or shape_v.const_value is None:
+        shape_t = ir.convenience.get_const_tensor(node.inputs[0]) if node.inputs[0] is not None else None
+        if shape_t is None:
             continue
-        dims = [int(d) for d in shape_v.const_value.numpy().reshape(-1)]
+        dims = [int(d) for d in shape_t.numpy().reshape(-1)]
         if any(d < 0 for d in dims) or int(np.prod(dims, dtype=np.int64)) > SMALL_CONSTANT_OF_SHAPE:
             continue
         attr = node.attributes.get("value")

@@ -3,6 +3,9 @@ op — residual Add + LayerNorm into SkipLayerNormalization:
 
     Y = (X − mean(X)) / sqrt(var(X) + ε) · γ + β   → LayerNormalization(X, γ, β, ε)   (opset ≥ 17)
     LayerNormalization(A + B, γ, β)                 → com.microsoft::SkipLayerNormalization(A, B, γ, β)
+
+Runs in the fuse phase: the rules match ε and the exponent 2 by value, so constants must be
+folded (cleanup phase) first.
 """
 
 from __future__ import annotations

@@ -19,8 +19,11 @@ from onnxscript.rewriter.rules.common import (
     unsqueeze_unsqueeze_rule,
 )
 
+import onnx_ir as ir
+from onnx_ir.passes.common import IdentityEliminationPass
+
 from compiler.passes._adapters import RulesPass
-from compiler.passes.base import register_pass
+from compiler.passes.base import FusionResult, register_pass
 
 
 @register_pass
@@ -40,3 +43,9 @@ class TransposeReshape(RulesPass):
             ("collapse_slice", collapse_slice_rule, none),
             ("collapse_slice2", collapse_slice2_rule, none),
         ]
+
+    def call(self, model: ir.Model) -> FusionResult:
+        res = super().call(model)
+        if res.modified:  # cancelled pairs are rewritten to Identity; drop those here
+            IdentityEliminationPass()(model)
+        return res
