@@ -10,6 +10,7 @@ MODEL   ?= digits-cnn
 PRECISION ?=
 ARTIFACT ?= build/$(TARGET)/$(MODEL)
 BATCH   ?= 1
+ITERS   ?= 50
 PYTEST_ARGS ?=
 
 export OMP_NUM_THREADS ?= 1
@@ -17,7 +18,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup build golden verify bench test test-slow targets clean
+.PHONY: setup build golden verify bench bench-passes test test-slow targets clean
 
 setup: $(STAMP)
 
@@ -46,6 +47,21 @@ verify: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m compiler bench --artifact $(ARTIFACT) --batch $(BATCH)
+
+# Optimized (the target's pipeline) vs unoptimized (pipeline none) for the two large zoo models,
+# ORT at 1 thread, batch 1 and 8, in one interleaved run per model. Results in build/bench/.
+bench-passes: $(STAMP)
+	mkdir -p build/bench
+	for m in efficientnet-lite0 minilm-l6; do \
+	  $(PY) -m compiler build --quiet --model $$m --target cpu --out build/bench/$$m-none --pipeline none && \
+	  $(PY) -m compiler build --quiet --model $$m --target cpu --out build/bench/$$m-default && \
+	  $(PY) -m compiler bench --artifact build/bench/$$m-none --artifact build/bench/$$m-default \
+	    --batch 1 --batch 8 --iters $(ITERS) --json build/bench/$$m.json > /dev/null || exit 1; \
+	done
+	$(PY) -m compiler build --quiet --model efficientnet-lite0 --target cpu --exporter legacy --pipeline none --out build/bench/efficientnet-lite0-legacy-none
+	$(PY) -m compiler build --quiet --model efficientnet-lite0 --target cpu --exporter legacy --out build/bench/efficientnet-lite0-legacy-default
+	$(PY) -m compiler bench --artifact build/bench/efficientnet-lite0-legacy-none --artifact build/bench/efficientnet-lite0-legacy-default \
+	  --batch 1 --batch 8 --iters $(ITERS) --json build/bench/efficientnet-lite0-legacy.json > /dev/null
 
 targets: $(STAMP)
 	$(PY) -m compiler targets

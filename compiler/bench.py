@@ -1,8 +1,9 @@
-"""Latency benchmark of a built artifact: warm-up, then p50/p95/p99 and throughput.
+"""Latency benchmark of built artifacts: warm-up, then p50/p95/p99 and throughput.
 
-Inputs are the artifact's real golden inputs, repeated or cut along the batch axis to the
-requested batch size. Numbers from a shared 2-core machine are noisy: compare medians from one
-run, never assert them in tests.
+Inputs are each artifact's real golden inputs, repeated or cut along the batch axis to the
+requested batch size. Several artifacts are measured in one run with their iterations
+interleaved (A, B, A, B, …) so that the noise of a shared machine falls on all of them alike;
+ratios are against the first artifact. Never assert these numbers in tests.
 """
 
 from __future__ import annotations
@@ -24,40 +25,71 @@ def at_batch(a: np.ndarray, batch: int) -> np.ndarray:
 
 
 def bench(artifact: Path, batch: int = 1, iters: int = 50, warmup: int = 5, threads: int = 1) -> dict[str, Any]:
-    if batch < 1 or iters < 1 or warmup < 0:
-        raise BadInput(f"bench needs batch ≥ 1, iters ≥ 1, warmup ≥ 0 (got {batch}, {iters}, {warmup}).")
-    manifest, runner = load_artifact(artifact, threads=threads)
-    golden = Golden.load(Path(manifest["golden"]["dir"]))
-    feeds = {k: at_batch(v, batch) for k, v in golden.inputs.items()}
-    with runner:
-        try:
-            runner.run(feeds)
-        except Exception as e:  # noqa: BLE001 - runtime-specific error types
-            raise BadInput(f"the engine in {str(artifact)!r} does not run at batch {batch}: {str(e).splitlines()[0]}") from None
-        for _ in range(warmup):
-            runner.run(feeds)
-        times = []
-        for _ in range(iters):
-            t = time.perf_counter()
-            runner.run(feeds)
-            times.append(time.perf_counter() - t)
-    ms = np.asarray(times) * 1e3
-    return {
-        "artifact": str(artifact),
-        "model": manifest["model"]["name"],
-        "target": manifest["target"]["name"],
-        "backend": manifest["engine"]["backend"],
-        "precision": manifest["precision"],
-        "batch": batch,
-        "threads": threads,
-        "warmup": warmup,
-        "iters": iters,
-        "latency_ms": {
-            "p50": float(np.percentile(ms, 50)),
-            "p95": float(np.percentile(ms, 95)),
-            "p99": float(np.percentile(ms, 99)),
-            "mean": float(ms.mean()),
-            "min": float(ms.min()),
-        },
-        "throughput_per_s": float(batch / (ms.mean() / 1e3)),
-    }
+    return bench_many([artifact], [batch], iters, warmup, threads)[0]
+
+
+def bench_many(artifacts: list[Path], batches: list[int], iters: int = 50, warmup: int = 5, threads: int = 1) -> list[dict[str, Any]]:
+    if any(b < 1 for b in batches) or iters < 1 or warmup < 0:
+        raise BadInput(f"bench needs batch ≥ 1, iters ≥ 1, warmup ≥ 0 (got {batches}, {iters}, {warmup}).")
+    loaded = []
+    for a in artifacts:
+        manifest, runner = load_artifact(a, threads=threads)
+        loaded.append((a, manifest, runner, Golden.load(Path(manifest["golden"]["dir"]))))
+    results = []
+    try:
+        for batch in batches:
+            feeds = [{k: at_batch(v, batch) for k, v in g.inputs.items()} for *_, g in loaded]
+            for (a, _, runner, _), f in zip(loaded, feeds):
+                try:
+                    runner.run(f)
+                except Exception as e:  # noqa: BLE001 - runtime-specific error types
+                    raise BadInput(f"the engine in {str(a)!r} does not run at batch {batch}: {str(e).splitlines()[0]}") from None
+                for _ in range(warmup):
+                    runner.run(f)
+            times: list[list[float]] = [[] for _ in loaded]
+            for _ in range(iters):
+                for i, ((_, _, runner, _), f) in enumerate(zip(loaded, feeds)):
+                    t = time.perf_counter()
+                    runner.run(f)
+                    times[i].append(time.perf_counter() - t)
+            base = None
+            for (a, manifest, _, _), ts in zip(loaded, times):
+                ms = np.asarray(ts) * 1e3
+                p50 = float(np.percentile(ms, 50))
+                base = base or p50
+                results.append({
+                    "artifact": str(a),
+                    "model": manifest["model"]["name"],
+                    "target": manifest["target"]["name"],
+                    "backend": manifest["engine"]["backend"],
+                    "precision": manifest["precision"],
+                    "pipeline": manifest.get("pipeline", {}).get("name"),
+                    "nodes": manifest["node_count"]["optimized"],
+                    "batch": batch,
+                    "threads": threads,
+                    "warmup": warmup,
+                    "iters": iters,
+                    "latency_ms": {
+                        "p50": p50,
+                        "p95": float(np.percentile(ms, 95)),
+                        "p99": float(np.percentile(ms, 99)),
+                        "mean": float(ms.mean()),
+                        "min": float(ms.min()),
+                    },
+                    "p50_ratio_to_first": p50 / base,
+                    "throughput_per_s": float(batch / (ms.mean() / 1e3)),
+                })
+    finally:
+        for _, _, runner, _ in loaded:
+            runner.close()
+    return results
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    rows = [("artifact", "pipeline", "nodes", "batch", "p50 ms", "p95 ms", "ratio", "items/s")]
+    for r in results:
+        lat = r["latency_ms"]
+        rows.append((r["artifact"], str(r["pipeline"]), str(r["nodes"]), str(r["batch"]), f"{lat['p50']:.2f}",
+                     f"{lat['p95']:.2f}", f"{r['p50_ratio_to_first']:.2f}", f"{r['throughput_per_s']:.1f}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows)

@@ -45,9 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--artifact", type=Path, required=True)
     v.add_argument("--golden", type=Path)
 
-    be = sub.add_parser("bench", help="latency of a built artifact (JSON on stdout)")
-    be.add_argument("--artifact", type=Path, required=True)
-    be.add_argument("--batch", type=int, default=1)
+    be = sub.add_parser("bench", help="latency of built artifacts (JSON on stdout, a table on stderr)")
+    be.add_argument("--artifact", type=Path, required=True, action="append",
+                    help="repeat to compare artifacts in one interleaved run (ratios vs the first)")
+    be.add_argument("--batch", type=int, action="append", help="repeatable (default 1)")
     be.add_argument("--iters", type=int, default=50)
     be.add_argument("--warmup", type=int, default=5)
     be.add_argument("--threads", type=int, default=1)
@@ -108,11 +109,12 @@ def _run(args: argparse.Namespace) -> int:
             raise ParityFailure(f"parity failed for {args.artifact}: {'; '.join(rep.failures())}.")
         return 0
     if args.command == "bench":
-        from compiler.bench import bench
+        from compiler.bench import bench_many, table
 
-        res = bench(args.artifact, args.batch, args.iters, args.warmup, args.threads)
-        text = json.dumps(res, indent=2)
+        res = bench_many(args.artifact, args.batch or [1], args.iters, args.warmup, args.threads)
+        text = json.dumps(res if len(res) > 1 else res[0], indent=2)
         print(text)
+        print(table(res), file=sys.stderr)
         if args.json:
             args.json.write_text(text + "\n")
         return 0

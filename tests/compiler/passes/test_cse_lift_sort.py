@@ -1,6 +1,6 @@
-import onnx_ir as ir
+import numpy as np
 
-from tests.compiler.passes.helpers import assert_same, model, ops, randn, run_pass
+from tests.compiler.passes.helpers import assert_same, model, ops, randn, run, run_pass
 
 
 def test_cse_merges_identical_nodes():
@@ -41,3 +41,5 @@ def test_topological_sort_orders_nodes():
     assert ops(m) == ["Neg", "Relu"]
     _, res = run_pass("topological_sort", m)
     assert ops(res.model) == ["Relu", "Neg"]
+    x = randn(3)
+    np.testing.assert_allclose(run(res.model, {"x": x})[0], -np.maximum(x, 0))
