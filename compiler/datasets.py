@@ -181,8 +181,43 @@ class PythonSource(DataSource):
     factory: str = ""
     limit: int | None = None
 
+    def batches(self, batch_size: int, limit: int | None = None) -> Iterator[Samples]:
+        """A factory that returns an iterator (of ``{input: batch}`` dicts, or ``(dict, labels)``)
+        is streamed and re-batched without holding the data; a mapping is sliced."""
+        result = import_object(self.factory, "data factory")()
+        if isinstance(result, Mapping) or (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], Mapping)):
+            yield from super().batches(batch_size, limit)
+            return
+        limit = limit if limit is not None else self.limit
+        seen = 0
+        pending: list[dict[str, np.ndarray]] = []
+        count = 0
+        for item in result:
+            feeds = item[0] if isinstance(item, tuple) else item
+            if not isinstance(feeds, Mapping):
+                raise BadInput(f"data factory {self.factory!r} yielded {type(feeds).__name__}; expected {{input_name: array}}.")
+            feeds = {k: np.asarray(v) for k, v in feeds.items()}
+            pending.append(feeds)
+            count += len(next(iter(feeds.values())))
+            while count >= batch_size or (limit is not None and seen + count >= limit):
+                merged = {k: np.concatenate([p[k] for p in pending]) for k in pending[0]}
+                take = min(batch_size, count, (limit - seen) if limit is not None else count)
+                yield Samples({k: v[:take] for k, v in merged.items()})
+                seen += take
+                rest = {k: v[take:] for k, v in merged.items()}
+                count -= take
+                pending = [rest] if count else []
+                if limit is not None and seen >= limit:
+                    return
+        if count and (limit is None or seen < limit):
+            merged = {k: np.concatenate([p[k] for p in pending]) for k in pending[0]}
+            yield Samples(merged)
+
     def load(self) -> Samples:
         result = import_object(self.factory, "data factory")()
+        if not isinstance(result, (Mapping, tuple)):
+            parts = list(self.batches(1 << 30))
+            return Samples({k: np.concatenate([p.feeds[k] for p in parts]) for k in parts[0].feeds}) if parts else Samples({})
         labels = None
         if isinstance(result, tuple):
             result, labels = result

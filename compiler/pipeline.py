@@ -12,12 +12,18 @@ import datetime
 import importlib.metadata
 import json
 import platform
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx_ir as ir
+
+from calibration import precision as precision_mod
+from calibration import trt_cache
+from calibration.fallback import Gate
 
 from compiler import frontend, golden as golden_mod, ir as irh, report as report_mod, spec as spec_mod
 from compiler.artifacts import MANIFEST, AtomicDir, file_table, sha256_file, write_json
@@ -32,6 +38,7 @@ from compiler.tolerances import check_precision
 from compiler.verify import ParityReport, compare, metric_result, top1_accuracy
 from targets import get_backend
 from targets.base import Engine, Runner
+from targets.ort import OrtRunner
 
 MODEL_FILE = "model.onnx"
 EVAL_BATCH = 64
@@ -112,10 +119,20 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
         optimized = run_passes(fe.model, pipeline_name, PassContext(type(backend).accepts), instruments, log=progress.info)
     model = optimized.model
     golden.check_against(model)  # a pass must not rename or reshape the graph's interface
+    precision_result = None
+    if precision in ("int8", "fp16"):
+        with progress.step(f"precision: {precision}"), tempfile.TemporaryDirectory(prefix="precision-") as work:
+            precision_result = _reduce_precision(model, spec, profile, precision, golden, Path(work), progress)
+            model = ir.load(precision_result.model_path)
+            ir.external_data.load_to_model(model)
 
     out = out or Path("build") / profile.name / spec.name
     with (writer := AtomicDir(out)) as tmp:
         model_files = irh.save(model, tmp / MODEL_FILE)
+        if precision_result is not None:
+            write_json(tmp / "calibration.json", precision_result.stats)
+            if precision_result.ranges is not None and precision == "int8":
+                trt_cache.write(precision_result.ranges, tmp / "calibration.cache")
         with progress.step(f"compile: {profile.backend} ({precision})"):
             engine = backend.compile(model, tmp / MODEL_FILE, profile, precision, tmp)
         parity = None
@@ -131,6 +148,12 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
         manifest["pipeline"] = {"name": pipeline_name, "verified_each_pass": opts.verify_passes,
                                 "fusions": optimized.fusions, "skipped": optimized.skipped}
         manifest["passes"] = optimized.records
+        if precision_result is not None:
+            st = precision_result.stats
+            manifest["calibration"] = {
+                "calibrator": st.get("calibrator"), "samples": st.get("samples"), "preset": st.get("preset"),
+                "float_nodes": [n["node"] for n in precision_result.float_nodes], "seconds": st.get("total_seconds"),
+            }
         if parity is not None:
             write_json(tmp / "parity.json", parity.as_dict())
         manifest["build_seconds"] = round(time.perf_counter() - t0, 3)
@@ -163,6 +186,27 @@ def check_parity(runner: Runner, golden: golden_mod.Golden, spec: ModelSpec | No
         metric = metric_result(ref["name"], float(ref["reference"]), acc, int(sum(len(x) for x in labels)),
                                golden.tolerances.for_metric(precision))
     return ParityReport(precision, outputs, metric)
+
+
+def _reduce_precision(model, spec: ModelSpec, profile: TargetProfile, precision: str, golden: golden_mod.Golden,
+                      work: Path, progress: Progress):
+    """Calibrate and convert the optimized float model; int8 falls back per node until the
+    golden gate (and the task metric, if the spec has a labelled set) holds in ONNX Runtime."""
+    float_path = work / "float.onnx"
+    irh.save(model, float_path)
+    if precision == "fp16":
+        return precision_mod.fp16(float_path, spec, profile, work, log=progress.info)
+
+    def gate(path: Path) -> Gate:
+        with OrtRunner(path, "CPUExecutionProvider", threads=1) as runner:
+            rep = check_parity(runner, golden, spec, "int8")
+        parts = [f"{n}: cos {o.cosine:.4f}" + (f", top-1 {o.topk_agreement:.2f}" if o.topk_agreement is not None else "")
+                 for n, o in rep.outputs.items()]
+        if rep.metric is not None:
+            parts.append(f"{rep.metric.name} {rep.metric.engine:.4f} (ref {rep.metric.reference:.4f})")
+        return Gate(rep.passed, rep.failures(), "; ".join(parts))
+
+    return precision_mod.int8(float_path, spec, profile, gate, work, log=progress.info)
 
 
 def _golden_check(golden: golden_mod.Golden, spec: ModelSpec) -> GoldenCheck:

@@ -17,6 +17,66 @@ from compiler.tolerances import PRECISIONS
 from compiler.tomlschema import Table, load_toml
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "targets" / "profiles"
+PRESETS_FILE = PROFILES_DIR.parent / "quantization_presets.toml"
+CALIBRATORS = ("minmax", "percentile", "entropy", "mse")
+QTYPES = ("uint8", "int8")
+
+
+@dataclass(frozen=True)
+class QuantScheme:
+    """How a target wants INT8: Q/DQ types, symmetry, granularity, which ops, which calibrator.
+
+    Named presets live in targets/quantization_presets.toml, each with its source; a profile's
+    [quantization] table names one and may override fields.
+    """
+
+    preset: str
+    source: str
+    activation_type: str = "uint8"
+    activation_symmetric: bool = False
+    weight_type: str = "int8"
+    weight_symmetric: bool = True
+    per_channel: bool = True
+    op_types: tuple[str, ...] = ()
+    calibrator: str = "minmax"
+    percentile: float = 99.999
+    extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class PrecisionPolicy:
+    """Float-precision policy: ops the target keeps in fp32 whatever the precision, and whether
+    graph inputs/outputs stay fp32 under fp16."""
+
+    keep_fp32_ops: tuple[str, ...] = ()
+    keep_io_types: bool = True
+    fp16_max_abs: float = 16384.0  # activations beyond this (a quarter of fp16's 65504) stay fp32
+
+
+def _scheme(t: Table | None, where: str) -> QuantScheme | None:
+    if t is None:
+        return None
+    presets = load_toml(PRESETS_FILE, "quantization presets")
+    name = t.req("preset", str)
+    if name not in presets:
+        raise unknown_name("quantization preset", name, presets, where=str(PRESETS_FILE))
+    merged = {**presets[name], **{k: v for k, v in t.raw().items() if k != "preset"}}
+    m = Table(merged, f"{where} [quantization] (preset {name!r})")
+    scheme = QuantScheme(
+        preset=name,
+        source=m.req("source", str),
+        activation_type=m.choice("activation_type", QTYPES, "uint8"),
+        activation_symmetric=m.opt("activation_symmetric", bool, False),
+        weight_type=m.choice("weight_type", ("int8",), "int8"),
+        weight_symmetric=m.opt("weight_symmetric", bool, True),
+        per_channel=m.opt("per_channel", bool, True),
+        op_types=tuple(m.opt("op_types", list, [])),
+        calibrator=m.choice("calibrator", CALIBRATORS, "minmax"),
+        percentile=float(m.opt("percentile", (int, float), 99.999)),
+        extra=MappingProxyType(dict(m.opt("extra", dict, {}))),
+    )
+    m.done()
+    return scheme
 
 
 @dataclass(frozen=True)
@@ -37,6 +97,8 @@ class TargetProfile:
     pipeline: str = "default"
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # backend options
     toolchain: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # version pins
+    quantization: QuantScheme | None = None  # None: the target has no int8
+    precision_policy: PrecisionPolicy = PrecisionPolicy()
     path: Path | None = None
 
     def option(self, key: str, default: Any = None) -> Any:
@@ -71,6 +133,17 @@ def load_profile(name: str) -> TargetProfile:
             raise BadInput(f"{path} [precision]: unknown precision {p!r}; known: {', '.join(PRECISIONS)}.")
     default = prec.choice("default", allowed)
     prec.done()
+    quant = _scheme(t.sub("quantization"), str(path))
+    if "int8" in allowed and quant is None:
+        raise BadInput(f"{path}: precision int8 is allowed but there is no [quantization] table naming a preset.")
+    policy = PrecisionPolicy()
+    if (pt := t.sub("precision_policy")) is not None:
+        policy = PrecisionPolicy(
+            keep_fp32_ops=tuple(pt.opt("keep_fp32_ops", list, [])),
+            keep_io_types=pt.opt("keep_io_types", bool, True),
+            fp16_max_abs=float(pt.opt("fp16_max_abs", (int, float), 16384.0)),
+        )
+        pt.done()
     opts = t.opt("options", dict, {})
     pins = t.opt("toolchain", dict, {})
     profile = TargetProfile(
@@ -83,6 +156,8 @@ def load_profile(name: str) -> TargetProfile:
         pipeline=t.opt("pipeline", str, "default"),
         options=MappingProxyType(dict(opts)),
         toolchain=MappingProxyType({k: str(v) for k, v in pins.items()}),
+        quantization=quant,
+        precision_policy=policy,
         path=path,
     )
     t.done()

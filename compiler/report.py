@@ -54,6 +54,13 @@ def render(manifest: dict[str, Any], parity: ParityReport | None) -> str:
             ]
         if not parity.passed:
             lines += ["", "### Failures", ""] + [f"- {f}" for f in parity.failures()]
+    if m.get("calibration"):
+        c = m["calibration"]
+        lines += ["", "## Precision", "",
+                  f"- calibrator: {c['calibrator']} on {c['samples']} calibration samples"
+                  + (f", preset `{c['preset']}`" if c.get("preset") else "") + f" ({c['seconds']:.1f} s)",
+                  f"- nodes kept in float: {len(c['float_nodes'])}" + (": " + ", ".join(f"`{n}`" for n in c["float_nodes"]) if c["float_nodes"] else ""),
+                  "- per-node reasons, ranges and fallback rounds: `calibration.json`"]
     if m.get("deferred"):
         lines += ["", "## Deferred steps", ""]
         lines += [f"- **{d['step']}**: {d['reason']}" + (f"\n  `{d['command']}`" if d.get("command") else "") for d in m["deferred"]]

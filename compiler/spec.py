@@ -70,6 +70,15 @@ class EvalSpec:
 
 
 @dataclass(frozen=True)
+class CalibSpec:
+    """Where calibration data comes from (never the golden or evaluation samples)."""
+
+    data: DataSource
+    samples: int = 256
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
 class ExportSpec:
     exporter: Exporter = Exporter.DYNAMO
     opset: int | None = None
@@ -84,6 +93,7 @@ class ModelSpec:
     outputs: tuple[OutputSpec, ...] = ()
     golden: DataSource | None = None
     evaluation: EvalSpec | None = None
+    calibration: CalibSpec | None = None
     export: ExportSpec = ExportSpec()
     path: Path | None = None  # the spec file, or the model file
     sha256: str = ""
@@ -172,10 +182,20 @@ def load_spec(path: Path) -> ModelSpec:
         output = vt.opt("output", str, outputs[0].name if outputs else "")
         evaluation = EvalSpec(parse_source(vt, input_names, base), metric, output)
         vt.done()
+
+    calibration = None
+    if (ct := t.sub("calibration")) is not None:
+        samples = ct.opt("samples", int, 256)
+        batch = ct.opt("batch_size", int, 16)
+        if samples < 1 or batch < 1:
+            raise BadInput(f"{ct.where}: samples and batch_size must be ≥ 1 (got {samples}, {batch}).")
+        calibration = CalibSpec(parse_source(ct, input_names, base), samples, batch)
+        ct.done()
     t.done()
     return ModelSpec(
         name=name, source=source, source_kind=kind, inputs=inputs, outputs=tuple(outputs),
-        golden=golden, evaluation=evaluation, export=export, path=path, sha256=sha256_file(path),
+        golden=golden, evaluation=evaluation, calibration=calibration, export=export, path=path,
+        sha256=sha256_file(path),
     )
 
 

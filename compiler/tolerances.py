@@ -37,6 +37,7 @@ class Tolerance:
     snr_db: float | None = None  # min signal-to-noise ratio of the whole output, dB
     topk_agreement: float | None = None  # min fraction of samples whose reference top-1 is in engine top-k
     k: int = 1
+    min_confidence: float = 0.0  # top-k agreement counts only samples whose reference softmax max ≥ this
     reason: str = ""
 
     GATES = ("max_abs", "max_rel", "cosine", "snr_db", "topk_agreement")
@@ -71,9 +72,12 @@ _BF16 = {
     OutputKind.LOGITS: Tolerance(cosine=0.995, snr_db=20.0, reason="default for bf16 logits (8-bit mantissa)"),
     OutputKind.EMBEDDING: Tolerance(cosine=0.995, reason="default for bf16 embeddings (8-bit mantissa)"),
 }
+# int8 classifiers: every decision the fp32 model is confident about (p ≥ 0.5) must survive;
+# near-ties among unsure classes may flip. Cosine guards the logits as a whole.
 _INT8 = {
     OutputKind.TENSOR: Tolerance(cosine=0.99, reason="default for int8 tensors"),
-    OutputKind.LOGITS: Tolerance(cosine=0.98, reason="default for int8 logits"),
+    OutputKind.LOGITS: Tolerance(cosine=0.95, topk_agreement=1.0, min_confidence=0.5,
+                                 reason="default for int8 logits: confident top-1 kept"),
     OutputKind.EMBEDDING: Tolerance(cosine=0.99, reason="default for int8 embeddings"),
 }
 DEFAULTS: dict[str, dict[OutputKind, Tolerance]] = {"fp32": _FP32, "fp16": _FP16, "bf16": _BF16, "int8": _INT8}
@@ -118,7 +122,9 @@ def load(path: Path) -> Tolerances:
                 metric[precision] = MetricTolerance(float(t.req("max_drop", (int, float))), t.opt("reason", str, ""))
             else:
                 fields = {g: _num(t.opt(g, (int, float))) for g in Tolerance.GATES}
-                overrides.setdefault(precision, {})[key] = Tolerance(**fields, k=t.opt("k", int, 1), reason=t.opt("reason", str, ""))
+                overrides.setdefault(precision, {})[key] = Tolerance(
+                    **fields, k=t.opt("k", int, 1), min_confidence=float(t.opt("min_confidence", (int, float), 0.0)),
+                    reason=t.opt("reason", str, ""))
             t.done()
         pt.done()
     root.done()
@@ -138,7 +144,7 @@ def render(outputs: dict[str, OutputKind], with_metric: bool) -> str:
             tol = DEFAULTS[precision][kind]
             lines.append(f'[{precision}."{name}"]')
             for k, v in tol.as_dict().items():
-                if k == "k" and v == 1:
+                if (k == "k" and v == 1) or (k == "min_confidence" and v == 0.0):
                     continue
                 lines.append(f"{k} = {v!r}" if k != "reason" else f'reason = "{v}"')
             lines.append("")

@@ -43,6 +43,10 @@ class Table:
     def where(self) -> str:
         return self._where
 
+    def raw(self) -> dict[str, Any]:
+        """The table as parsed (for merging with defaults before strict reading)."""
+        return dict(self._data)
+
     def _get(self, key: str, types: type | tuple[type, ...], default: Any, required: bool) -> Any:
         self._allowed.add(key)
         if key not in self._data:

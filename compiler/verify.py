@@ -102,13 +102,23 @@ def snr_db(reference: np.ndarray, actual: np.ndarray) -> float:
     return min(SNR_CAP_DB, 10 * math.log10(signal / noise))
 
 
-def topk_agreement(reference: np.ndarray, actual: np.ndarray, k: int = 1) -> float | None:
-    """Fraction of samples whose reference top-1 class is in the engine's top-k (None if the
-    output is not a batch of score vectors)."""
+def softmax_max(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(1, keepdims=True)
+    p = np.exp(z)
+    return (p / p.sum(1, keepdims=True)).max(1)
+
+
+def topk_agreement(reference: np.ndarray, actual: np.ndarray, k: int = 1, min_confidence: float = 0.0) -> float | None:
+    """Fraction of samples whose reference top-1 class is in the engine's top-k, among samples
+    whose reference softmax maximum is ≥ `min_confidence` (None if the output is not a batch of
+    score vectors, or no sample is that confident)."""
     if reference.ndim != 2 or reference.shape[1] < 2:
         return None
-    ref_top = reference.argmax(1)
-    act_topk = np.argsort(-actual, axis=1)[:, :k]
+    keep = softmax_max(reference.astype(np.float64)) >= min_confidence if min_confidence > 0 else np.ones(len(reference), bool)
+    if not keep.any():
+        return None
+    ref_top = reference[keep].argmax(1)
+    act_topk = np.argsort(-actual[keep], axis=1)[:, :k]
     return float((act_topk == ref_top[:, None]).any(1).mean())
 
 
@@ -130,7 +140,7 @@ def compare(name: str, reference: np.ndarray, actual: np.ndarray, tol: Tolerance
         "max_rel": max_rel,
         "cosine": cosine(r, a),
         "snr_db": snr_db(r, a),
-        "topk_agreement": topk_agreement(r, a, tol.k),
+        "topk_agreement": topk_agreement(r, a, tol.k, tol.min_confidence),
     }
     upper = {"max_abs", "max_rel"}
     for gate in Tolerance.GATES:

@@ -49,6 +49,23 @@ def heldout() -> tuple[dict[str, np.ndarray], np.ndarray]:
     return {"image": x_te}, y_te
 
 
+def train_split() -> dict[str, np.ndarray]:
+    """The training split's images (calibration data: never the held-out split)."""
+    x_tr, _, _, _ = _split()
+    return {"image": x_tr}
+
+
+def augmented(n: int = 2000, seed: int = 0):
+    """An endless-style stream of `n` training images, shifted by up to one pixel: a Python
+    iterator factory for calibration at sample counts beyond the 1347 training images."""
+    x_tr, _, _, _ = _split()
+    rng = np.random.default_rng(seed)
+    for start in range(0, n, 100):
+        idx = rng.integers(0, len(x_tr), min(100, n - start))
+        shifts = rng.integers(-1, 2, (2,))
+        yield {"image": np.roll(x_tr[idx], tuple(shifts), axis=(2, 3)).copy()}
+
+
 def build() -> nn.Module:
     model = DigitsCNN()
     model.load_state_dict(torch.load(WEIGHTS, map_location="cpu", weights_only=True))

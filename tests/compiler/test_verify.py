@@ -47,3 +47,11 @@ def test_compare_fails_on_nan_and_shape():
     assert not compare("y", ref, act, Tolerance()).passed
     r = compare("y", ref, np.ones((3, 2), np.float32), Tolerance())
     assert not r.passed and "shape" in r.failures[0]
+
+
+def test_topk_agreement_only_on_confident_samples():
+    ref = np.array([[5.0, 0.0, 0.0], [0.1, 0.0, 0.05]])  # row 0 confident (p≈0.99), row 1 a near-tie
+    act = np.array([[4.0, 0.0, 0.0], [0.0, 0.1, 0.05]])  # the near-tie flips
+    assert topk_agreement(ref, act, 1) == 0.5
+    assert topk_agreement(ref, act, 1, min_confidence=0.5) == 1.0
+    assert topk_agreement(ref[1:], act[1:], 1, min_confidence=0.5) is None

@@ -1,0 +1,55 @@
+"""Calibration batches from a spec's data source, checked against the graph as they stream.
+
+ORT's calibrators pull data through a `CalibrationDataReader`; `BatchReader` hands them one
+batch at a time. A batch whose tensors don't match the graph (name, dtype, shape) or hold
+NaN/Inf is a BadInput naming the batch and tensor — raised before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+from onnxruntime.quantization import CalibrationDataReader
+
+from compiler.datasets import DataSource
+from compiler.errors import BadInput
+from compiler.ir import TensorInfo
+
+
+def checked_batches(source: DataSource, graph_inputs: list[TensorInfo], samples: int, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+    """Stream at most `samples` samples in batches, each checked against `graph_inputs`."""
+    seen = 0
+    for i, batch in enumerate(source.batches(batch_size, limit=samples)):
+        feeds = {}
+        for t in graph_inputs:
+            if t.name not in batch.feeds:
+                raise BadInput(f"calibration batch {i} ({source.describe()}) has no input {t.name!r}; it has {sorted(batch.feeds)}.")
+            a = batch.feeds[t.name]
+            if a.dtype != t.dtype and np.issubdtype(a.dtype, np.floating) and np.issubdtype(t.dtype, np.floating):
+                a = a.astype(t.dtype)
+            why = t.matches(a)
+            if why:
+                raise BadInput(f"calibration input {t.name!r} in batch {i} ({source.describe()}) has {why}.")
+            if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
+                bad = int((~np.isfinite(a)).sum())
+                raise BadInput(f"calibration input {t.name!r} in batch {i} ({source.describe()}) holds {bad} NaN/Inf value(s).")
+            feeds[t.name] = a
+        seen += len(next(iter(feeds.values())))
+        yield feeds
+        if seen >= samples:
+            return
+    if seen == 0:
+        raise BadInput(f"calibration source {source.describe()} yielded no samples.")
+
+
+class OneBatch(CalibrationDataReader):
+    """A reader over a single batch: ORT calibrators keep everything a reader yields until the
+    reader is exhausted, so feeding them one batch per `collect_data` call bounds memory."""
+
+    def __init__(self, feeds: dict[str, np.ndarray]):
+        self._feeds: dict[str, np.ndarray] | None = feeds
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        feeds, self._feeds = self._feeds, None
+        return feeds

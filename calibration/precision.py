@@ -1,0 +1,126 @@
+"""Entry points the build calls: `int8()` and `fp16()` turn a float model file into a reduced-
+precision one, with the statistics and decisions the artifact records.
+
+The gate (does a candidate model still meet the golden tolerance / task metric?) is passed in
+by the caller, so this package knows nothing of golden files or backends.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+import onnx_ir as ir
+
+from calibration import fp16 as fp16_mod
+from calibration import qdq, ranges, sensitivity, surgery
+from calibration.data import checked_batches
+from calibration.fallback import Gate, search
+from compiler import ir as irh
+from compiler.errors import BadInput
+from compiler.profile import TargetProfile
+from compiler.spec import ModelSpec
+
+SENSITIVITY_BATCHES = 2
+
+
+@dataclass
+class PrecisionResult:
+    model_path: Path
+    stats: dict[str, Any]  # → calibration.json
+    ranges: ranges.Ranges | None = None
+    float_nodes: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _calib_ranges(model_path: Path, spec: ModelSpec, method: str, op_types: tuple[str, ...], symmetric: bool,
+                  percentile: float, log: Callable[[str], None]) -> ranges.Ranges:
+    if spec.calibration is None:
+        raise BadInput(
+            f"model {spec.name!r} names no calibration data: add a [calibration] table to "
+            f"{spec.path or 'its spec'} (images, sentences, npz or python source)."
+        )
+    c = spec.calibration
+    model = ir.load(model_path)
+    batches = checked_batches(c.data, irh.graph_inputs(model), c.samples, c.batch_size)
+    return ranges.collect(model_path, batches, method, op_types, symmetric, percentile, log)
+
+
+def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callable[[Path], Gate], work: Path,
+         method: str | None = None, log: Callable[[str], None] = lambda s: None) -> PrecisionResult:
+    scheme = profile.quantization
+    if scheme is None:
+        raise BadInput(f"target {profile.name!r} has no [quantization] preset in {profile.path}.")
+    method = method or scheme.calibrator
+    t0 = time.perf_counter()
+    r = _calib_ranges(model_path, spec, method, scheme.op_types, scheme.activation_symmetric, scheme.percentile, log)
+    t_calib = time.perf_counter() - t0
+    float_model = onnx.load(str(model_path))
+
+    full = qdq.quantize(model_path, work / "int8_full.onnx", r, scheme)
+    quantized = qdq.quantized_nodes(full, float_model, scheme.op_types)
+
+    def build(exclude: list[str], out: Path) -> onnx.ModelProto:
+        m = surgery.revert(full, float_model, exclude, quantized) if exclude else full
+        onnx.save(m, str(out))
+        return m
+
+    feeds = list(checked_batches(spec.calibration.data, irh.graph_inputs(ir.load(model_path)),
+                                 spec.calibration.batch_size * SENSITIVITY_BATCHES, spec.calibration.batch_size))
+    t1 = time.perf_counter()
+    ranked = sensitivity.rank(float_model, full, quantized, feeds)
+    log(f"sensitivity of {len(ranked)} quantized nodes in {time.perf_counter() - t1:.1f} s"
+        + (f"; worst: {ranked[0].node} ({ranked[0].snr_db:.1f} dB alone)" if ranked else ""))
+    result = search(ranked, build, gate, work, log)
+    float_nodes = [
+        {"node": s.node, "op_type": s.op_type, "snr_db_alone": round(s.snr_db, 2),
+         "why": f"rank {i + 1} of {len(ranked)} by sensitivity: quantized alone its outputs reach only "
+                f"{s.snr_db:.1f} dB SNR; returned to float so the gate holds"}
+        for i, s in enumerate(result.excluded)
+    ]
+    stats = {
+        "precision": "int8",
+        "calibrator": method,
+        "preset": scheme.preset,
+        "preset_source": scheme.source,
+        "scheme": {"activation_type": scheme.activation_type, "activation_symmetric": scheme.activation_symmetric,
+                   "weight_type": scheme.weight_type, "weight_symmetric": scheme.weight_symmetric,
+                   "per_channel": scheme.per_channel, "op_types": list(scheme.op_types)},
+        "samples": r.samples,
+        "calibration_seconds": round(t_calib, 3),
+        "total_seconds": round(time.perf_counter() - t0, 3),
+        "quantized_nodes": len(quantized) - len(result.excluded),
+        "fallback": {"passed": result.passed, "float_nodes": float_nodes, "rounds": result.rounds,
+                     "sensitivity": [{"node": s.node, "op_type": s.op_type, "snr_db_alone": round(s.snr_db, 2)} for s in ranked]},
+        "ranges": r.as_dict(),
+    }
+    return PrecisionResult(result.model_path, stats, r, float_nodes)
+
+
+def fp16(model_path: Path, spec: ModelSpec, profile: TargetProfile, work: Path,
+         log: Callable[[str], None] = lambda s: None) -> PrecisionResult:
+    policy = profile.precision_policy
+    t0 = time.perf_counter()
+    r = _calib_ranges(model_path, spec, "minmax", (), False, 100.0, log) if spec.calibration is not None else None
+    model = onnx.load(str(model_path))
+    keep = fp16_mod.keep_fp32_nodes(model, r, policy) if r is not None else {}
+    out = work / "fp16.onnx"
+    onnx.save(fp16_mod.convert(model, policy, list(keep)), str(out))
+    float_nodes = [{"node": n, "why": why} for n, why in keep.items()]
+    log(f"fp16: {len(keep)} node(s) kept in fp32 by range analysis; ops kept by policy: {list(policy.keep_fp32_ops)}")
+    stats = {
+        "precision": "fp16",
+        "calibrator": "minmax" if r is not None else None,
+        "samples": r.samples if r is not None else 0,
+        "range_analysis": r is not None,
+        "keep_fp32_ops": list(policy.keep_fp32_ops),
+        "keep_io_types": policy.keep_io_types,
+        "fp16_max_abs": policy.fp16_max_abs,
+        "float_nodes": float_nodes,
+        "total_seconds": round(time.perf_counter() - t0, 3),
+        "ranges": r.as_dict() if r is not None else {},
+    }
+    return PrecisionResult(out, stats, r, float_nodes)

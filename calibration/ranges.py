@@ -1,0 +1,125 @@
+"""Activation ranges from calibration data: minmax, percentile, entropy (KL) and MSE.
+
+ONNX Runtime's calibrators do the collection (they augment the graph to output every tensor
+and keep a running min/max or histogram); we feed them one batch per call so their memory does
+not grow with the number of samples. ORT has no MSE calibrator: `_mse_thresholds` picks, per
+tensor, the clipping threshold that minimises the expected squared quantization error over
+ORT's collected histogram (clipping error beyond the threshold + uniform rounding error Δ²/12
+within it), which is what it adds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from onnxruntime.quantization.calibrate import (
+    CalibrationMethod,
+    TensorData,
+    TensorsData,
+    create_calibrator,
+)
+
+from calibration.data import OneBatch
+
+METHODS = {
+    "minmax": CalibrationMethod.MinMax,
+    "percentile": CalibrationMethod.Percentile,
+    "entropy": CalibrationMethod.Entropy,
+    "mse": CalibrationMethod.Entropy,  # same signed histogram collection; thresholds are ours
+}
+NUM_BINS = 2048
+
+
+@dataclass
+class Ranges:
+    method: str
+    samples: int
+    seconds: float
+    data: TensorsData  # what ORT's quantizer consumes
+
+    def as_dict(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for name in self.data.keys():
+            lo, hi = self.data[name].range_value
+            out[name] = {"min": float(np.asarray(lo).min()), "max": float(np.asarray(hi).max())}
+        return out
+
+
+def collect(
+    model_path: Path,
+    batches: Iterable[dict[str, np.ndarray]],
+    method: str,
+    op_types: tuple[str, ...] = (),
+    symmetric: bool = False,
+    percentile: float = 99.999,
+    log: Callable[[str], None] = lambda s: None,
+) -> Ranges:
+    """Run the calibration batches through the model and return per-tensor ranges."""
+    t0 = time.perf_counter()
+    extra = {"symmetric": symmetric}
+    if method == "percentile":
+        extra.update(num_bins=NUM_BINS, percentile=percentile)
+    elif method in ("entropy", "mse"):
+        extra.update(num_bins=NUM_BINS, num_quantized_bins=128)
+    samples = 0
+    with tempfile.TemporaryDirectory(prefix="calib-") as tmp, contextlib.redirect_stdout(io.StringIO()):
+        # ORT's histogram collector prints a line per collect() call; keep stdout for results.
+        calibrator = create_calibrator(
+            model_path, list(op_types) or None, augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+            calibrate_method=METHODS[method], extra_options=extra,
+        )
+        _single_threaded(calibrator)
+        for feeds in batches:
+            calibrator.collect_data(OneBatch(feeds))
+            samples += len(next(iter(feeds.values())))
+        if method == "mse":
+            data = _mse_thresholds(calibrator.collector.histogram_dict)
+        else:
+            data = calibrator.compute_data()
+    log(f"{method} ranges for {len(data.keys())} tensors from {samples} samples")
+    return Ranges(method, samples, time.perf_counter() - t0, data)
+
+
+def _single_threaded(calibrator) -> None:
+    """ORT builds the calibration session with default threads; the shared 2-core hosts want 1."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    calibrator.infer_session = ort.InferenceSession(
+        calibrator.augmented_model_path, sess_options=so, providers=["CPUExecutionProvider"]
+    )
+
+
+def mse_threshold(hist: np.ndarray, edges: np.ndarray, levels: int = 255, candidates: int = 128) -> float:
+    """The symmetric threshold t minimising E[(x − q(x))²] for a histogram over [-T, T]."""
+    centers = (edges[:-1] + edges[1:]) / 2
+    counts = hist.astype(np.float64)
+    amax = float(np.abs(edges).max())
+    best_t, best_err = amax, np.inf
+    for t in np.linspace(amax / candidates, amax, candidates):
+        step = 2 * t / levels
+        clipped = np.abs(centers) > t
+        err = (counts[clipped] * (np.abs(centers[clipped]) - t) ** 2).sum() + counts[~clipped].sum() * step**2 / 12
+        if err < best_err:
+            best_t, best_err = float(t), err
+    return best_t
+
+
+def _mse_thresholds(histograms: dict) -> TensorsData:
+    out = {}
+    for name, (hist, edges, lo, hi, _thr) in histograms.items():
+        t = mse_threshold(hist, edges)
+        lowest = np.array(max(float(lo), -t), dtype=np.float32)
+        highest = np.array(min(float(hi), t), dtype=np.float32)
+        out[name] = TensorData(lowest=lowest, highest=highest, hist=hist, hist_edges=edges.astype(np.float32))
+    return TensorsData(CalibrationMethod.MinMax, out)  # explicit ranges: ORT uses them as min/max
