@@ -102,7 +102,18 @@ def only(float_model: onnx.ModelProto, qdq_model: onnx.ModelProto, node: str) ->
             copy(dq)
         new_inputs.append(rename.get(name, name))
     f_consumers = _consumers(out)
-    for x in q_node.output:
+    target = _nodes(out)[node]
+    for k, x in enumerate(q_node.output):
+        if x != target.output[k]:
+            # ORT renamed a graph output: Q's node writes `<out>_QuantizeLinear_Input` and the
+            # DequantizeLinear writes the graph output's name. Mirror that in F.
+            taken.discard(target.output[k])  # the DequantizeLinear takes over the graph output's name
+            target.output[k] = x
+            taken.add(x)
+            for qn, dq in _output_dq(qdq_model, x):
+                copy(qn)
+                copy(dq)
+            continue
         for qn, dq in _output_dq(qdq_model, x):
             copy(qn)
             copy(dq)
@@ -114,7 +125,6 @@ def only(float_model: onnx.ModelProto, qdq_model: onnx.ModelProto, node: str) ->
                 for k, i in enumerate(c.input):
                     if i == x and k < len(qc.input) and qc.input[k] == dq.output[0]:
                         c.input[k] = dq_out
-    target = _nodes(out)[node]
     del target.input[:]
     target.input.extend(new_inputs)
     out.graph.node.extend(copied)
@@ -150,7 +160,24 @@ def revert(qdq_model: onnx.ModelProto, float_model: onnx.ModelProto, nodes: Iter
                 new_inputs.append(i)
         del q_node.input[:]
         q_node.input.extend(new_inputs)
-        for x in q_node.output:
+        graph_outputs = {o.name for o in out.graph.output}
+        for k, x in enumerate(list(q_node.output)):
+            pairs = _output_dq(out, x)
+            to_output = [(qn, dq) for qn, dq in pairs if dq.output[0] in graph_outputs]
+            if to_output:
+                # the node wrote the graph output through Q/DQ: write it directly again
+                q_node.output[k] = to_output[0][1].output[0]
+                drop = {o for qn, dq in to_output for o in (*qn.output, *dq.output)}
+                keep = [n for n in out.graph.node if not (n.op_type in ("QuantizeLinear", "DequantizeLinear") and n.output[0] in drop)]
+                # (rebuilt rather than .remove(): references into a repeated field go stale on removal)
+                kept = [onnx.NodeProto() for _ in keep]
+                for dst, src in zip(kept, keep):
+                    dst.CopyFrom(src)
+                del out.graph.node[:]
+                out.graph.node.extend(kept)
+                o_nodes = _nodes(out)
+                q_node = o_nodes[name]
+                x = q_node.output[k]
             for _, dq in _output_dq(out, x):
                 for c in out.graph.node:
                     if c.name in still_quantized:

@@ -119,6 +119,7 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
         optimized = run_passes(fe.model, pipeline_name, PassContext(type(backend).accepts), instruments, log=progress.info)
     model = optimized.model
     golden.check_against(model)  # a pass must not rename or reshape the graph's interface
+    optimized_nodes, optimized_ops = irh.node_count(model), irh.op_histogram(model)
     precision_result = None
     if precision in ("int8", "fp16"):
         with progress.step(f"precision: {precision}"), tempfile.TemporaryDirectory(prefix="precision-") as work:
@@ -143,8 +144,8 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
                 progress.info("PASSED" if parity.passed else "FAILED: " + "; ".join(parity.failures()))
         status = "unverified" if parity is None else ("passed" if parity.passed else "failed")
         manifest = _manifest(spec, profile, precision, fe, engine, golden, status, avail, [f.name for f in model_files])
-        manifest["node_count"] = {"exported": exported_nodes, "optimized": irh.node_count(model)}
-        manifest["ops"] = {"exported": exported_ops, "optimized": irh.op_histogram(model)}
+        manifest["node_count"] = {"exported": exported_nodes, "optimized": optimized_nodes, "final": irh.node_count(model)}
+        manifest["ops"] = {"exported": exported_ops, "optimized": optimized_ops, "final": irh.op_histogram(model)}
         manifest["pipeline"] = {"name": pipeline_name, "verified_each_pass": opts.verify_passes,
                                 "fusions": optimized.fusions, "skipped": optimized.skipped}
         manifest["passes"] = optimized.records

@@ -145,7 +145,8 @@ def test_targets_lists_cpu_runnable(capsys):
     assert main(["targets"]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("cpu "))
     cols = line.split()
-    assert cols[1] == "onnxruntime" and cols[cols.index("fp32") + 1 : cols.index("fp32") + 3] == ["yes", "yes"]
+    prec = next(i for i, c in enumerate(cols) if c.startswith("fp32"))
+    assert cols[1] == "onnxruntime" and cols[prec + 1 : prec + 3] == ["yes", "yes"]
 
 
 def test_python_dash_m_entry_point_exit_code(tmp_path):

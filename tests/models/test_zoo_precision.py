@@ -1,0 +1,99 @@
+"""INT8 and FP16 builds of the zoo through the real path, against the issue's gates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compiler import golden
+from compiler.cli import main
+from compiler.verify import softmax_max
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _repo_cwd(monkeypatch):
+    monkeypatch.chdir(REPO)
+
+
+def _build(tmp_path, name, precision):
+    out = tmp_path / f"{name}-{precision}"
+    code = main(["build", "--quiet", "--model", name, "--target", "cpu", "--precision", precision, "--out", str(out)])
+    return code, out, (json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").exists() else None)
+
+
+def _parity(out):
+    return json.loads((out / "parity.json").read_text())
+
+
+def test_digits_int8_accuracy_within_half_a_point(tmp_path):
+    code, out, manifest = _build(tmp_path, "digits-cnn", "int8")
+    assert code == 0 and manifest["precision"] == "int8"
+    metric = _parity(out)["metric"]
+    assert metric["name"] == "top1" and metric["samples"] == 450
+    assert abs(metric["engine"] - metric["reference"]) <= 0.005
+    report = (out / "report.md").read_text()
+    assert f"reference {metric['reference']:.4f}" in report and f"engine {metric['engine']:.4f}" in report
+    calib = json.loads((out / "calibration.json").read_text())
+    assert calib["calibrator"] == "percentile" and calib["samples"] == 512 and calib["ranges"]
+    assert calib["preset"] == "onnxruntime-cpu"
+    listed = {f["path"] for f in manifest["files"]}
+    assert {"calibration.json", "calibration.cache"} <= listed
+    assert (out / "calibration.cache").read_text().startswith("TRT-")
+    final = manifest["ops"]["final"]
+    assert final["QuantizeLinear"] > 0 and final["DequantizeLinear"] > 0  # model.onnx is the QDQ model
+    assert manifest["node_count"]["final"] > manifest["node_count"]["optimized"]
+
+
+def test_efficientnet_int8_keeps_every_confident_top1(tmp_path):
+    code, out, manifest = _build(tmp_path, "efficientnet-lite0", "int8")
+    assert code == 0
+    g = golden.Golden.load(REPO / "golden/efficientnet-lite0")
+    ref = g.outputs["logits"]
+    confident = softmax_max(ref.astype(np.float64)) >= 0.5
+    assert confident.any()
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(out / "model.ort.onnx"), providers=["CPUExecutionProvider"])
+    got = sess.run(None, g.inputs)[0]
+    assert (got[confident].argmax(1) == ref[confident].argmax(1)).all()
+    calib = json.loads((out / "calibration.json").read_text())
+    fb = calib["fallback"]
+    assert fb["passed"] and len(fb["rounds"]) <= 2 * int(np.log2(max(2, len(fb["sensitivity"])))) + 3
+    for node in fb["float_nodes"]:
+        assert node["why"] and node["node"] in manifest["calibration"]["float_nodes"]
+
+
+def test_minilm_int8_cosine_at_least_0_99(tmp_path):
+    code, out, _ = _build(tmp_path, "minilm-l6", "int8")
+    assert code == 0
+    assert _parity(out)["outputs"]["sentence_embedding"]["cosine"] >= 0.99
+
+
+@pytest.mark.parametrize("name", ["digits-cnn", "efficientnet-lite0", "minilm-l6"])
+def test_fp16_builds_pass_the_fp16_policy(tmp_path, name):
+    code, out, manifest = _build(tmp_path, name, "fp16")
+    assert code == 0 and manifest["status"] == "passed"
+    (stats,) = _parity(out)["outputs"].values()
+    assert stats["tolerance"]["reason"].startswith("default for fp16")
+    import onnx
+
+    m = onnx.load(str(out / "model.onnx"))
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in m.graph.initializer)
+    assert m.graph.input[0].type.tensor_type.elem_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.INT64)
+
+
+def test_int8_without_calibration_data_is_bad_input(tmp_path, capsys):
+    spec = tmp_path / "nocal.toml"
+    text = (REPO / "models/digits-cnn.toml").read_text()
+    spec.write_text(text[: text.index("# Calibration")])
+    out = tmp_path / "out"
+    code = main(["build", "--quiet", "--model", str(spec), "--target", "cpu", "--precision", "int8", "--out", str(out),
+                 "--golden", str(REPO / "golden/digits-cnn")])
+    err = capsys.readouterr().err
+    assert code == 2 and "[calibration]" in err and "nocal.toml" in err
+    assert not out.exists()
