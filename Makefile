@@ -18,7 +18,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup build golden verify bench bench-passes test test-slow targets clean
+.PHONY: setup build golden verify bench bench-passes bench-precision test test-slow targets clean
 
 setup: $(STAMP)
 
@@ -65,6 +65,17 @@ bench-passes: $(STAMP)
 
 targets: $(STAMP)
 	$(PY) -m compiler targets
+
+# fp32 vs fp16 vs int8 (with fallback) per model, ORT 1 thread, batch 1 and 8, one interleaved run each.
+bench-precision: $(STAMP)
+	mkdir -p build/bench
+	for m in efficientnet-lite0 minilm-l6; do \
+	  for p in fp32 fp16 int8; do \
+	    $(PY) -m compiler build --quiet --model $$m --target cpu --precision $$p --out build/bench/$$m-$$p || exit 1; \
+	  done; \
+	  $(PY) -m compiler bench --artifact build/bench/$$m-fp32 --artifact build/bench/$$m-fp16 --artifact build/bench/$$m-int8 \
+	    --batch 1 --batch 8 --iters $(ITERS) --json build/bench/$$m-precision.json > /dev/null || exit 1; \
+	done
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -86,10 +86,10 @@ def bench_many(artifacts: list[Path], batches: list[int], iters: int = 50, warmu
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    rows = [("artifact", "pipeline", "nodes", "batch", "p50 ms", "p95 ms", "ratio", "items/s")]
+    rows = [("artifact", "precision", "pipeline", "nodes", "batch", "p50 ms", "p95 ms", "ratio", "items/s")]
     for r in results:
         lat = r["latency_ms"]
-        rows.append((r["artifact"], str(r["pipeline"]), str(r["nodes"]), str(r["batch"]), f"{lat['p50']:.2f}",
+        rows.append((r["artifact"], r["precision"], str(r["pipeline"]), str(r["nodes"]), str(r["batch"]), f"{lat['p50']:.2f}",
                      f"{lat['p95']:.2f}", f"{r['p50_ratio_to_first']:.2f}", f"{r['throughput_per_s']:.1f}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows)

@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--verify-passes", action="store_true",
                    help="run the golden inputs through ONNX Runtime after every pass; stop at the first that breaks tolerance")
     b.add_argument("--dump-ir", type=Path, metavar="DIR", help="write the model after each pass as DIR/NNN_<pass>.onnx")
+    b.add_argument("--calibrator", choices=["minmax", "percentile", "entropy", "mse"],
+                   help="int8 range method (default: the target preset's)")
+    b.add_argument("--calib-samples", type=int, metavar="N", help="calibration samples (default: the spec's)")
     b.add_argument("--quiet", action="store_true")
 
     g = sub.add_parser("golden", help="write golden vectors from PyTorch eager fp32 on real inputs")
@@ -84,6 +87,7 @@ def _run(args: argparse.Namespace) -> int:
         opts = pipeline.BuildOptions(
             precision=args.precision, out=args.out, golden_dir=args.golden, pipeline=args.pipeline,
             exporter=args.exporter, verify_passes=args.verify_passes, dump_ir=args.dump_ir,
+            calibrator=args.calibrator, calib_samples=args.calib_samples,
         )
         r = pipeline.build(args.model, args.target, opts, Progress(quiet=args.quiet))
         if not r.passed:

@@ -55,18 +55,21 @@ class DataSource:
 
     def batches(self, batch_size: int, limit: int | None = None) -> Iterator[Samples]:
         """Default streaming: slice `load()`. Kinds that can stream from disk override this."""
-        samples = self.load()
-        total = len(samples) if limit is None else min(limit, len(samples))
-        for start in range(0, total, batch_size):
-            stop = min(start + batch_size, total)
-            yield Samples(
-                {k: v[start:stop] for k, v in samples.feeds.items()},
-                None if samples.labels is None else samples.labels[start:stop],
-                samples.descriptions[start:stop],
-            )
+        return _slices(self.load(), batch_size, limit)
 
     def describe(self) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def _slices(samples: Samples, batch_size: int, limit: int | None) -> Iterator[Samples]:
+    total = len(samples) if limit is None else min(limit, len(samples))
+    for start in range(0, total, batch_size):
+        stop = min(start + batch_size, total)
+        yield Samples(
+            {k: v[start:stop] for k, v in samples.feeds.items()},
+            None if samples.labels is None else samples.labels[start:stop],
+            samples.descriptions[start:stop],
+        )
 
 
 @dataclass(frozen=True)
@@ -185,8 +188,8 @@ class PythonSource(DataSource):
         """A factory that returns an iterator (of ``{input: batch}`` dicts, or ``(dict, labels)``)
         is streamed and re-batched without holding the data; a mapping is sliced."""
         result = import_object(self.factory, "data factory")()
-        if isinstance(result, Mapping) or (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], Mapping)):
-            yield from super().batches(batch_size, limit)
+        if _in_memory(result):
+            yield from _slices(self._samples(result), batch_size, limit)
             return
         limit = limit if limit is not None else self.limit
         seen = 0
@@ -215,9 +218,12 @@ class PythonSource(DataSource):
 
     def load(self) -> Samples:
         result = import_object(self.factory, "data factory")()
-        if not isinstance(result, (Mapping, tuple)):
+        if not _in_memory(result):
             parts = list(self.batches(1 << 30))
             return Samples({k: np.concatenate([p.feeds[k] for p in parts]) for k in parts[0].feeds}) if parts else Samples({})
+        return self._samples(result)
+
+    def _samples(self, result: Any) -> Samples:
         labels = None
         if isinstance(result, tuple):
             result, labels = result
@@ -235,6 +241,11 @@ class PythonSource(DataSource):
     def describe(self) -> str:
         limit = f" (first {self.limit})" if self.limit else ""
         return f"{self.factory}(){limit}"
+
+
+def _in_memory(result: Any) -> bool:
+    """A factory's result is held in memory ({input: array} or (that, labels)) or streamed."""
+    return isinstance(result, Mapping) or (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], Mapping))
 
 
 def read_npz(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray | None]:

@@ -73,6 +73,8 @@ class BuildOptions:
     exporter: str | None = None  # overrides the spec's: "dynamo" | "legacy"
     verify_passes: bool = False
     dump_ir: Path | None = None
+    calibrator: str | None = None  # overrides the target preset's
+    calib_samples: int | None = None  # overrides the spec's
 
 
 def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), progress: Progress | None = None) -> BuildResult:
@@ -87,6 +89,11 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
         check_precision(precision)
     precision = profile.check_precision(precision)
     spec = spec_mod.resolve(model_arg)
+    if opts.calib_samples is not None:
+        if opts.calib_samples < 1:
+            raise BadInput(f"--calib-samples must be ≥ 1, got {opts.calib_samples}.")
+        if spec.calibration is not None:
+            spec = dataclasses.replace(spec, calibration=dataclasses.replace(spec.calibration, samples=opts.calib_samples))
     if opts.exporter is not None:
         spec = dataclasses.replace(spec, export=dataclasses.replace(spec.export, exporter=spec_mod.Exporter(opts.exporter)))
     backend = get_backend(profile.backend)
@@ -123,7 +130,7 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
     precision_result = None
     if precision in ("int8", "fp16"):
         with progress.step(f"precision: {precision}"), tempfile.TemporaryDirectory(prefix="precision-") as work:
-            precision_result = _reduce_precision(model, spec, profile, precision, golden, Path(work), progress)
+            precision_result = _reduce_precision(model, spec, profile, precision, golden, Path(work), progress, opts.calibrator)
             model = ir.load(precision_result.model_path)
             ir.external_data.load_to_model(model)
 
@@ -190,7 +197,7 @@ def check_parity(runner: Runner, golden: golden_mod.Golden, spec: ModelSpec | No
 
 
 def _reduce_precision(model, spec: ModelSpec, profile: TargetProfile, precision: str, golden: golden_mod.Golden,
-                      work: Path, progress: Progress):
+                      work: Path, progress: Progress, calibrator: str | None):
     """Calibrate and convert the optimized float model; int8 falls back per node until the
     golden gate (and the task metric, if the spec has a labelled set) holds in ONNX Runtime."""
     float_path = work / "float.onnx"
@@ -207,7 +214,7 @@ def _reduce_precision(model, spec: ModelSpec, profile: TargetProfile, precision:
             parts.append(f"{rep.metric.name} {rep.metric.engine:.4f} (ref {rep.metric.reference:.4f})")
         return Gate(rep.passed, rep.failures(), "; ".join(parts))
 
-    return precision_mod.int8(float_path, spec, profile, gate, work, log=progress.info)
+    return precision_mod.int8(float_path, spec, profile, gate, work, method=calibrator, log=progress.info)
 
 
 def _golden_check(golden: golden_mod.Golden, spec: ModelSpec) -> GoldenCheck:

@@ -97,3 +97,13 @@ def test_int8_without_calibration_data_is_bad_input(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "[calibration]" in err and "nocal.toml" in err
     assert not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("calibrator", ["minmax", "entropy", "mse"])
+def test_efficientnet_int8_passes_with_every_calibrator(tmp_path, calibrator):
+    out = tmp_path / calibrator
+    code = main(["build", "--quiet", "--model", "efficientnet-lite0", "--target", "cpu", "--precision", "int8",
+                 "--calibrator", calibrator, "--out", str(out)])
+    assert code == 0
+    assert json.loads((out / "calibration.json").read_text())["calibrator"] == calibrator
