@@ -64,7 +64,7 @@ def bench_many(artifacts: list[Path], batches: list[int], iters: int = 50, warmu
                     "backend": manifest["engine"]["backend"],
                     "precision": manifest["precision"],
                     "pipeline": manifest.get("pipeline", {}).get("name"),
-                    "nodes": manifest["node_count"]["optimized"],
+                    "nodes": manifest["node_count"].get("final", manifest["node_count"]["optimized"]),
                     "batch": batch,
                     "threads": threads,
                     "warmup": warmup,
