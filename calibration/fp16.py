@@ -37,9 +37,30 @@ def keep_fp32_nodes(model: onnx.ModelProto, ranges: Ranges, policy: PrecisionPol
 
 def convert(model: onnx.ModelProto, policy: PrecisionPolicy, keep_nodes: list[str]) -> onnx.ModelProto:
     ops = sorted(set(DEFAULT_OP_BLOCK_LIST) | set(policy.keep_fp32_ops))
-    return convert_float_to_float16(
+    out = convert_float_to_float16(
         model, keep_io_types=policy.keep_io_types, op_block_list=ops, node_block_list=list(keep_nodes),
         disable_shape_infer=False,
     )
+    return _dedupe(out)
+
+
+def _dedupe(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Drop exact duplicate nodes. ORT's converter inserts one Cast per consumer of a kept-fp32
+    value, all with the same name and output (MiniLM's attention mask, read by 6 layers), which
+    makes the graph invalid; the copies are identical, so keeping one is exact."""
+    seen: set[bytes] = set()
+    kept = []
+    for n in model.graph.node:
+        key = n.SerializeToString(deterministic=True)
+        if key not in seen:
+            seen.add(key)
+            kept.append(n)
+    if len(kept) != len(model.graph.node):
+        copies = [onnx.NodeProto() for _ in kept]
+        for dst, src in zip(copies, kept):
+            dst.CopyFrom(src)
+        del model.graph.node[:]
+        model.graph.node.extend(copies)
+    return model
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-import pytest
-
+# Before numpy is imported: a process that ran OpenVINO's converter spun a float64 BLAS call
+# at 100 % CPU for minutes with several BLAS threads (../shared/TOOLCHAINS.md).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("TVM_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 import torch  # noqa: E402
 

@@ -1,0 +1,97 @@
+"""OpenVINO backend (target ``intel``): ``model.xml`` + ``model.bin`` run on the CPU plugin.
+
+- The inference precision hint is always set from the requested precision: on CPUs with AMX /
+  AVX-512 BF16 (this one) OpenVINO's CPU default is bf16, which would silently run an "fp32"
+  engine in bf16 (max error ~1e-3 on a small CNN; ../shared/TOOLCHAINS.md).
+- fp16 compresses weights to FP16 in the IR (``ov.save_model(compress_to_fp16=True)``); other
+  precisions save FP32 weights (OpenVINO's default would compress them too).
+- int8 comes from our QDQ model: OpenVINO turns Q/DQ pairs into FakeQuantize and its low
+  precision transformations pick int8 kernels. Which precisions the compiled model really runs
+  is read from the runtime model and recorded (``runtime_precisions``); an int8 build that runs
+  no int8 kernel is an error.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx_ir as ir
+
+from compiler.errors import CompilerError
+from compiler.profile import TargetProfile
+from targets.base import Availability, Backend, Engine, Runner
+from targets.registry import register
+
+XML, BIN = "model.xml", "model.bin"
+HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "f32"}  # int8: non-quantized parts in f32
+
+
+def _config(precision: str, threads: int) -> dict[str, object]:
+    return {"INFERENCE_PRECISION_HINT": HINTS[precision], "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1}
+
+
+def runtime_precisions(compiled) -> dict[str, int]:
+    """Counts of runtime precisions over the compiled model's executed layers (not constants)."""
+    c: Counter[str] = Counter()
+    for op in compiled.get_runtime_model().get_ops():
+        info = op.get_rt_info()
+        if info["layerType"].astype(str) in ("Const", "Parameter", "Result"):
+            continue
+        c[info["runtimePrecision"].astype(str)] += 1
+    return dict(c.most_common())
+
+
+@register
+class OpenVinoBackend(Backend):
+    name = "openvino"
+    # Standard ONNX fused ops only: OpenVINO fuses attention/LayerNorm itself; ORT contrib ops
+    # would depend on its ONNX frontend's partial com.microsoft coverage.
+    accepts = frozenset({"LayerNormalization", "Gelu"})
+
+    def available(self, profile: TargetProfile) -> Availability:
+        try:
+            import openvino as ov
+        except ImportError as e:
+            return Availability(False, False, f"openvino is not installed ({e}); pip install model-compiler[openvino]")
+        versions = {"openvino": ov.__version__.split("-")[0]}
+        devices = ov.Core().available_devices
+        device = profile.option("device", "CPU")
+        if device not in devices:
+            return Availability(True, False, f"OpenVINO device {device} not present (have {', '.join(devices)})", versions)
+        return Availability(True, True, f"openvino {versions['openvino']} on {device}", versions)
+
+    def compile(self, model: ir.Model, model_path: Path, profile: TargetProfile, precision: str, workdir: Path) -> Engine:
+        import openvino as ov
+
+        ov_model = ov.convert_model(str(model_path))
+        ov.save_model(ov_model, str(workdir / XML), compress_to_fp16=(precision == "fp16"))
+        device = profile.option("device", "CPU")
+        compiled = ov.Core().compile_model(str(workdir / XML), device, _config(precision, 1))
+        used = runtime_precisions(compiled)
+        if precision == "int8" and not (used.get("u8", 0) + used.get("i8", 0)):
+            raise CompilerError(f"OpenVINO compiled the int8 model without any int8 kernel (runtime precisions {used}).")
+        return Engine(
+            backend=self.name, precision=precision, dir=workdir, entry=XML, files=[XML, BIN],
+            info={"device": device, "inference_precision_hint": HINTS[precision],
+                  "weights": "fp16" if precision == "fp16" else "fp32", "runtime_precisions": used,
+                  "openvino": ov.__version__.split("-")[0]},
+        )
+
+    def load(self, engine: Engine, threads: int = 1) -> Runner:
+        return OvRunner(engine.dir / engine.entry, engine.info.get("device", "CPU"), engine.precision, threads)
+
+
+class OvRunner(Runner):
+    def __init__(self, path: Path, device: str, precision: str, threads: int):
+        import openvino as ov
+
+        self.compiled = ov.Core().compile_model(str(path), device, _config(precision, threads))
+        self.request = self.compiled.create_infer_request()
+        self.input_names = tuple(i.get_any_name() for i in self.compiled.inputs)
+        self.output_names = tuple(o.get_any_name() for o in self.compiled.outputs)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        res = self.request.infer({n: feeds[n] for n in self.input_names})
+        return {o.get_any_name(): np.array(res[o]) for o in self.compiled.outputs}

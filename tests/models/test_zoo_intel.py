@@ -1,0 +1,60 @@
+"""The zoo on the `intel` target (OpenVINO CPU plugin), verified on this CPU."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from compiler.cli import main
+from compiler.pipeline import load_artifact
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _repo_cwd(monkeypatch):
+    monkeypatch.chdir(REPO)
+
+
+def _build(tmp_path, name, precision):
+    out = tmp_path / f"{name}-{precision}"
+    code = main(["build", "--quiet", "--model", name, "--target", "intel", "--precision", precision, "--out", str(out)])
+    manifest = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").exists() else None
+    return code, out, manifest
+
+
+@pytest.mark.parametrize("name, gate", [("digits-cnn", "max_abs"), ("efficientnet-lite0", "max_abs"), ("minilm-l6", "cosine")])
+def test_intel_fp32_parity(tmp_path, name, gate):
+    code, out, manifest = _build(tmp_path, name, "fp32")
+    assert code == 0
+    assert {"model.xml", "model.bin"} <= {f["path"] for f in manifest["files"]}
+    info = manifest["engine"]["info"]
+    assert info["inference_precision_hint"] == "f32" and set(info["runtime_precisions"]) <= {"f32", "i32", "i64", "u8", "dynamic"}
+    (stats,) = json.loads((out / "parity.json").read_text())["outputs"].values()
+    assert stats["max_abs"] <= 1e-4 if gate == "max_abs" else stats["cosine"] >= 0.9999
+    _, runner = load_artifact(out)
+    with runner:  # the hint is really set: this CPU's default would be bf16
+        assert str(runner.compiled.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'float32'>"
+
+
+@pytest.mark.parametrize("name", ["digits-cnn", "efficientnet-lite0", "minilm-l6"])
+def test_intel_int8_runs_int8_kernels_and_passes(tmp_path, name):
+    code, out, manifest = _build(tmp_path, name, "int8")
+    assert code == 0
+    used = manifest["engine"]["info"]["runtime_precisions"]
+    assert used.get("u8", 0) + used.get("i8", 0) > 0
+    assert manifest["calibration"]["preset"] == "openvino"
+
+
+@pytest.mark.parametrize("name", ["digits-cnn", "efficientnet-lite0", "minilm-l6"])
+def test_intel_fp16_compresses_weights_and_passes(tmp_path, name):
+    code, out, manifest = _build(tmp_path, name, "fp16")
+    assert code == 0 and manifest["engine"]["info"]["weights"] == "fp16"
+    assert manifest["engine"]["info"]["inference_precision_hint"] == "f16"
+
+
+def test_intel_bf16_sets_the_bf16_hint(tmp_path):
+    code, out, manifest = _build(tmp_path, "digits-cnn", "bf16")
+    assert code == 0 and manifest["engine"]["info"]["inference_precision_hint"] == "bf16"
