@@ -13,7 +13,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from compiler.errors import CompilerError, ParityFailure
+from compiler.errors import BadInput, CompilerError, ParityFailure
 from compiler.progress import Progress
 
 INTERNAL_ERROR = 4
@@ -24,7 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("build", help="export, optimize, compile and verify a model for a target")
-    b.add_argument("--model", required=True, help="models/<name>.toml, <name>, a .onnx, a .pt2, or package.module:factory")
+    b.add_argument("--model", help="models/<name>.toml, <name>, a .onnx, a .pt2, or package.module:factory")
+    b.add_argument("--from-artifact", type=Path, metavar="DIR",
+                   help="finish a build whose engine step was deferred (e.g. TensorRT, on the device)")
     b.add_argument("--target", required=True, help="a profile in targets/profiles (see `targets`)")
     b.add_argument("--precision", help="fp32|fp16|bf16|int8 (default: the target's)")
     b.add_argument("--out", type=Path, help="artifact directory (default build/<target>/<model>)")
@@ -86,6 +88,14 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "build":
         from compiler import pipeline
+
+        if (args.model is None) == (args.from_artifact is None):
+            raise BadInput("build needs exactly one of --model SPEC or --from-artifact DIR.")
+        if args.from_artifact is not None:
+            r = pipeline.build_from_artifact(args.from_artifact, args.target, Progress(quiet=args.quiet))
+            if not r.passed:
+                raise ParityFailure(f"engine parity failed in {r.out_dir}: {'; '.join(r.parity.failures())}.")
+            return 0
 
         opts = pipeline.BuildOptions(
             precision=args.precision, out=args.out, golden_dir=args.golden, pipeline=args.pipeline,

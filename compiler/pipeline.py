@@ -143,12 +143,17 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
                 trt_cache.write(precision_result.ranges, tmp / "calibration.cache")
         with progress.step(f"compile: {profile.backend} ({precision})"):
             engine = backend.compile(model, tmp / MODEL_FILE, profile, precision, tmp)
-        parity = None
+        parity, verified_with = None, None
+        runner = None
         if avail.can_run:
-            with progress.step("verify against golden"):
-                with backend.load(engine, threads=int(profile.option("intra_op_num_threads", 1))) as runner:
-                    parity = check_parity(runner, golden, spec, precision)
-                progress.info("PASSED" if parity.passed else "FAILED: " + "; ".join(parity.failures()))
+            runner, verified_with = backend.load(engine, threads=int(profile.option("intra_op_num_threads", 1))), "engine"
+        elif (runner := backend.host_check(engine)) is not None:
+            verified_with = f"host-side check: {engine.info.get('host_check', 'see backend')}; engine verification deferred"
+        if runner is not None:
+            label = "engine" if verified_with == "engine" else "host-side check, engine deferred"
+            with progress.step(f"verify against golden ({label})"), runner:
+                parity = check_parity(runner, golden, spec, precision)
+            progress.info("PASSED" if parity.passed else "FAILED: " + "; ".join(parity.failures()))
         status = "unverified" if parity is None else ("passed" if parity.passed else "failed")
         manifest = _manifest(spec, profile, precision, fe, engine, golden, status, avail, [f.name for f in model_files])
         manifest["node_count"] = {"exported": exported_nodes, "optimized": optimized_nodes, "final": irh.node_count(model)}
@@ -156,6 +161,7 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
         manifest["pipeline"] = {"name": pipeline_name, "verified_each_pass": opts.verify_passes,
                                 "fusions": optimized.fusions, "skipped": optimized.skipped}
         manifest["passes"] = optimized.records
+        manifest["verified_with"] = verified_with
         for d in manifest["deferred"]:
             d["command"] = d["command"].replace("{artifact}", str(out))
         if precision_result is not None:
@@ -174,6 +180,45 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
         writer.commit()
     progress.info(f"artifact: {out}/ ({status})")
     return BuildResult(out, parity is None or parity.passed, parity, manifest)
+
+
+def build_from_artifact(artifact: Path, target: str, progress: Progress | None = None) -> BuildResult:
+    """Finish a build whose engine step was deferred (TensorRT on the device): compile the
+    artifact's model.onnx with the same profile, verify the engine against golden, and replace
+    the artifact atomically with the engine added and the deferred steps cleared."""
+    progress = progress or Progress()
+    t0 = time.perf_counter()
+    manifest = read_manifest(artifact)
+    profile = load_profile(target)
+    if manifest["target"]["name"] != profile.name:
+        raise BadInput(f"{artifact} was prepared for target {manifest['target']['name']!r}, not {profile.name!r}.")
+    backend = get_backend(profile.backend)
+    avail = backend.available(profile)
+    if not avail.can_run:
+        raise ToolchainMissing(f"target {target!r} cannot build or run its engine on this host: {avail.reason}.")
+    for f in manifest["files"]:
+        if sha256_file(artifact / f["path"]) != f["sha256"]:
+            raise BadInput(f"artifact file {str(artifact / f['path'])!r} differs from its sha256 in the manifest.")
+    golden = golden_mod.Golden.load(Path(manifest["golden"]["dir"]))
+    spec = spec_mod.load_spec(Path(manifest["model"]["spec"])) if manifest["model"].get("spec") else None
+    with (writer := AtomicDir(artifact)) as tmp:
+        for f in manifest["files"]:
+            (tmp / f["path"]).write_bytes((artifact / f["path"]).read_bytes())
+        model = ir.load(tmp / MODEL_FILE)
+        with progress.step(f"compile: {profile.backend} ({manifest['precision']})"):
+            engine = backend.compile(model, tmp / MODEL_FILE, profile, manifest["precision"], tmp)
+        with progress.step("verify against golden (engine)"), backend.load(engine) as runner:
+            parity = check_parity(runner, golden, spec, manifest["precision"], kinds=manifest["model"].get("outputs"))
+        manifest.update(status="passed" if parity.passed else "failed", engine=engine.to_manifest(), deferred=[],
+                        verified_with="engine", toolchain={**manifest["toolchain"], **avail.versions})
+        manifest["build_seconds"] = round(manifest.get("build_seconds", 0) + time.perf_counter() - t0, 3)
+        write_json(tmp / "parity.json", parity.as_dict())
+        manifest["files"] = file_table(tmp, exclude=(MANIFEST, "report.md"))
+        (tmp / "report.md").write_text(report_mod.render(manifest, parity))
+        manifest["files"] = file_table(tmp)
+        write_json(tmp / MANIFEST, manifest)
+        writer.commit()
+    return BuildResult(artifact, parity.passed, parity, manifest)
 
 
 def check_parity(runner: Runner, golden: golden_mod.Golden, spec: ModelSpec | None, precision: str,

@@ -30,6 +30,7 @@ def render(manifest: dict[str, Any], parity: ParityReport | None) -> str:
         *([f"- fusions: " + ", ".join(f"{k} ×{v}" for k, v in m['pipeline']['fusions'].items())] if m.get("pipeline", {}).get("fusions") else []),
         f"- golden: `{m['golden']['dir']}` ({m['golden']['samples']} real samples, reference {m['golden']['reference']})",
         f"- build time: {m['build_seconds']:.1f} s",
+        *([f"- verified with: {m['verified_with']}"] if m.get("verified_with") else []),
         "",
     ]
     if parity is not None:

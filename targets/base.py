@@ -102,3 +102,8 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def load(self, engine: Engine, threads: int = 1) -> Runner: ...
+
+    def host_check(self, engine: Engine) -> Runner | None:
+        """Where the engine cannot run on this host: a runner for the host-side numerical check
+        of what the engine is built from (TensorRT: the ONNX through ONNX Runtime), or None."""
+        return None

@@ -15,11 +15,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import ClassVar, TypeVar
+from typing import ClassVar
 
 import onnx_ir as ir
 
-from compiler.errors import unknown_name
+from compiler.registry import Registry
 
 
 @dataclass
@@ -52,21 +52,9 @@ class Pass(ir.passes.InPlacePass):
         return self.name
 
 
-PASSES: dict[str, type[Pass]] = {}
-P = TypeVar("P", bound=type[Pass])
-
-
-def register_pass(cls: P) -> P:
-    if cls.name in PASSES:
-        raise RuntimeError(f"pass {cls.name!r} registered twice ({PASSES[cls.name].__module__} and {cls.__module__})")
-    PASSES[cls.name] = cls
-    return cls
-
-
-def get_pass(name: str) -> type[Pass]:
-    if name not in PASSES:
-        raise unknown_name("pass", name, PASSES)
-    return PASSES[name]
+PASSES: Registry[type[Pass]] = Registry("pass", key=lambda cls: cls.name)
+register_pass = PASSES.register
+get_pass = PASSES.lookup
 
 
 def rule_counts(rules, model: ir.Model, names: Callable[[object], str] | None = None) -> dict[str, int]:

@@ -17,11 +17,6 @@ REPO = Path(__file__).resolve().parents[2]
 ZOO = ["digits-cnn", "efficientnet-lite0", "minilm-l6"]
 
 
-@pytest.fixture(autouse=True)
-def _repo_cwd(monkeypatch):
-    monkeypatch.chdir(REPO)  # golden/<model> is relative to the repository
-
-
 @pytest.mark.parametrize("name", ZOO)
 def test_committed_golden_matches_fresh_eager_run(name, tmp_path):
     """Regenerating the golden set from the spec reproduces the committed arrays: the committed

@@ -8,21 +8,14 @@ from pathlib import Path
 import pytest
 
 from compiler.cli import main
+from tests.models.conftest import build
 from compiler.pipeline import load_artifact
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _repo_cwd(monkeypatch):
-    monkeypatch.chdir(REPO)
-
-
 def _build(tmp_path, name, precision):
-    out = tmp_path / f"{name}-{precision}"
-    code = main(["build", "--quiet", "--model", name, "--target", "intel", "--precision", precision, "--out", str(out)])
-    manifest = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").exists() else None
-    return code, out, manifest
+    return build(tmp_path, name, "intel", precision)
 
 
 @pytest.mark.parametrize("name, gate", [("digits-cnn", "max_abs"), ("efficientnet-lite0", "max_abs"), ("minilm-l6", "cosine")])

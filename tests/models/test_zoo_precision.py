@@ -11,19 +11,13 @@ import pytest
 from compiler import golden
 from compiler.cli import main
 from compiler.verify import softmax_max
+from tests.models.conftest import build
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _repo_cwd(monkeypatch):
-    monkeypatch.chdir(REPO)
-
-
 def _build(tmp_path, name, precision):
-    out = tmp_path / f"{name}-{precision}"
-    code = main(["build", "--quiet", "--model", name, "--target", "cpu", "--precision", precision, "--out", str(out)])
-    return code, out, (json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").exists() else None)
+    return build(tmp_path, name, "cpu", precision)
 
 
 def _parity(out):

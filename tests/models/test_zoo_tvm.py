@@ -22,11 +22,6 @@ def elf_machine(path: Path) -> int:
     return int.from_bytes(head[18:20], "little")
 
 
-@pytest.fixture(autouse=True)
-def _repo_cwd(monkeypatch):
-    monkeypatch.chdir(REPO)
-
-
 def test_rpi_builds_aarch64_library_and_verifies_the_host_twin(tmp_path, capsys):
     prof = load_profile("rpi")
     avail = get_backend(prof.backend).available(prof)
