@@ -22,7 +22,7 @@ import onnx
 import onnx_ir as ir
 
 from compiler import ir as irh
-from compiler.errors import ToolchainMissing
+from compiler.errors import BadInput, ToolchainMissing
 from compiler.profile import TargetProfile
 from targets.base import Availability, Backend, Deferred, Engine, Runner
 from targets.registry import register
@@ -72,7 +72,15 @@ class TvmBackend(Backend):
         import tvm
         from tvm.relax.frontend.onnx import from_onnx
 
-        mod = from_onnx(onnx.load(str(model_path)), keep_params_in_input=False)
+        try:
+            mod = from_onnx(onnx.load(str(model_path)), keep_params_in_input=False)
+        except Exception as e:  # noqa: BLE001 - TVM raises InternalError/TVMError/ValueError
+            first = next((ln for ln in str(e).splitlines() if "Check failed" in ln or "Error" in ln), str(e).splitlines()[0] if str(e) else "")
+            raise BadInput(
+                f"TVM {tvm.__version__}'s Relax ONNX frontend cannot import {model_path.name} "
+                f"({type(e).__name__}: {first.strip()[:300]}). Known for graphs whose dynamic dims flow "
+                "into Reshape (e.g. MiniLM with dynamic batch and sequence)."
+            ) from None
         spec = _target_spec(profile)
         arch = _target_arch(profile)
         info = {
