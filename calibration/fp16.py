@@ -9,7 +9,6 @@ unless the policy says otherwise.
 
 from __future__ import annotations
 
-import numpy as np
 import onnx
 from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 

@@ -28,7 +28,7 @@ import onnx_ir as ir
 from compiler import ir as irh
 from compiler.errors import BadInput
 from compiler.imports import import_object
-from compiler.spec import Exporter, ModelSpec, SourceKind, TensorSpec
+from compiler.spec import Exporter, ModelSpec, SourceKind
 
 
 @dataclass
@@ -261,4 +261,4 @@ def _first_line(e: BaseException) -> str:
     return lines[0][:400] if lines else text
 
 
-__all__ = ["FrontendResult", "load", "load_onnx", "load_torch", "run_eager", "TensorSpec"]
+__all__ = ["FrontendResult", "load", "load_onnx", "load_torch", "run_eager"]

@@ -22,7 +22,7 @@ from compiler import tolerances as tol_mod
 from compiler.artifacts import AtomicDir, write_json
 from compiler.datasets import Samples, read_npz
 from compiler.errors import BadInput
-from compiler.spec import ModelSpec, OutputKind, SourceKind
+from compiler.spec import ModelSpec, SourceKind
 
 GOLDEN_ROOT = Path("golden")
 
@@ -152,4 +152,4 @@ def _check_finite(arrays: dict[str, np.ndarray], where: str) -> None:
             raise BadInput(f"{where}: tensor {k!r} contains NaN or Inf.")
 
 
-__all__ = ["Golden", "generate", "GOLDEN_ROOT", "OutputKind"]
+__all__ = ["Golden", "generate", "GOLDEN_ROOT"]

@@ -27,7 +27,7 @@ def render(manifest: dict[str, Any], parity: ParityReport | None) -> str:
         f"- nodes: {m['node_count']['exported']} exported → {m['node_count']['optimized']} optimized"
         + (f" → {m['node_count']['final']} at {m['precision']}" if m['node_count'].get('final') not in (None, m['node_count']['optimized']) else "")
         + (f" (pipeline `{m['pipeline']['name']}`" + (", every pass verified" if m['pipeline']['verified_each_pass'] else "") + ")" if m.get("pipeline") else ""),
-        *([f"- fusions: " + ", ".join(f"{k} ×{v}" for k, v in m['pipeline']['fusions'].items())] if m.get("pipeline", {}).get("fusions") else []),
+        *(["- fusions: " + ", ".join(f"{k} ×{v}" for k, v in m['pipeline']['fusions'].items())] if m.get("pipeline", {}).get("fusions") else []),
         f"- golden: `{m['golden']['dir']}` ({m['golden']['samples']} real samples, reference {m['golden']['reference']})",
         f"- build time: {m['build_seconds']:.1f} s",
         *([f"- verified with: {m['verified_with']}"] if m.get("verified_with") else []),

@@ -12,7 +12,6 @@ emits an op its target can't execute.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -74,4 +73,4 @@ def result(model: ir.Model, counts: dict[str, int]) -> FusionResult:
     return FusionResult(model, any(counts.values()), {k: v for k, v in counts.items() if v})
 
 
-__all__ = ["FusionResult", "Pass", "PassContext", "PASSES", "register_pass", "get_pass", "rule_counts", "result", "dataclasses"]
+__all__ = ["FusionResult", "Pass", "PassContext", "PASSES", "register_pass", "get_pass", "rule_counts", "result"]

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from compiler.cli import main
-from tests.models.conftest import build
 from compiler.pipeline import load_artifact
+from tests.models.conftest import build
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,3 @@
-import numpy as np
 
 from tests.compiler.passes.helpers import assert_same, model, ops, randn, run_pass
 
