@@ -41,6 +41,18 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
+def install(src: Path, final: Path) -> None:
+    """Rename the complete directory `src` to `final`, replacing what was there (two renames on
+    one filesystem: a reader sees the old artifact or the new one, never a mix)."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.rename(final, old)
+    os.rename(src, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 class AtomicDir:
     """``with AtomicDir(final) as tmp: ...write into tmp...`` then ``commit()`` inside the block.
 
@@ -62,13 +74,7 @@ class AtomicDir:
 
     def commit(self) -> None:
         assert self.path is not None
-        old = None
-        if self.final.exists():
-            old = self.final.with_name(f".{self.final.name}.old-{os.getpid()}")
-            os.rename(self.final, old)
-        os.rename(self.path, self.final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        install(self.path, self.final)
         self._committed = True
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:

@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--from-artifact", type=Path, metavar="DIR",
                    help="finish a build whose engine step was deferred (e.g. TensorRT, on the device)")
     b.add_argument("--target", required=True, help="a profile in targets/profiles (see `targets`)")
-    b.add_argument("--precision", help="fp32|fp16|bf16|int8 (default: the target's)")
+    b.add_argument("--precision", help="fp32|fp16|bf16|int8, or best: the fastest that passes (default: the target's)")
     b.add_argument("--out", type=Path, help="artifact directory (default build/<target>/<model>)")
     b.add_argument("--golden", type=Path, help="golden directory (default golden/<model>)")
     b.add_argument("--pipeline", help="pass pipeline (default: the target profile's; see `passes`)")
@@ -102,7 +102,10 @@ def _run(args: argparse.Namespace) -> int:
             exporter=args.exporter, verify_passes=args.verify_passes, dump_ir=args.dump_ir,
             calibrator=args.calibrator, calib_samples=args.calib_samples,
         )
-        r = pipeline.build(args.model, args.target, opts, Progress(quiet=args.quiet))
+        if args.precision == "best":
+            r = pipeline.build_best(args.model, args.target, opts, Progress(quiet=args.quiet))
+        else:
+            r = pipeline.build(args.model, args.target, opts, Progress(quiet=args.quiet))
         if not r.passed:
             raise ParityFailure(
                 f"parity failed for {r.manifest['model']['name']} on {r.manifest['target']['name']} "

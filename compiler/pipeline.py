@@ -26,8 +26,8 @@ from calibration import trt_cache
 from calibration.fallback import Gate
 
 from compiler import frontend, golden as golden_mod, ir as irh, report as report_mod, spec as spec_mod
-from compiler.artifacts import MANIFEST, AtomicDir, file_table, sha256_file, write_json
-from compiler.errors import BadInput, ToolchainMissing
+from compiler.artifacts import MANIFEST, AtomicDir, file_table, install, sha256_file, write_json
+from compiler.errors import BadInput, ParityFailure, ToolchainMissing
 from compiler.passes import PassContext, get_pipeline
 from compiler.passes.manager import DumpIR, GoldenCheck
 from compiler.passes.manager import run as run_passes
@@ -170,16 +170,63 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
                 "calibrator": st.get("calibrator"), "samples": st.get("samples"), "preset": st.get("preset"),
                 "float_nodes": [n["node"] for n in precision_result.float_nodes], "seconds": st.get("total_seconds"),
             }
-        if parity is not None:
-            write_json(tmp / "parity.json", parity.as_dict())
         manifest["build_seconds"] = round(time.perf_counter() - t0, 3)
-        manifest["files"] = file_table(tmp, exclude=(MANIFEST, "report.md"))
-        (tmp / "report.md").write_text(report_mod.render(manifest, parity))
-        manifest["files"] = file_table(tmp)
-        write_json(tmp / MANIFEST, manifest)
+        finalize(tmp, manifest, parity)
         writer.commit()
     progress.info(f"artifact: {out}/ ({status})")
     return BuildResult(out, parity is None or parity.passed, parity, manifest)
+
+
+def finalize(directory: Path, manifest: dict[str, Any], parity: ParityReport | None) -> None:
+    """Write parity.json, report.md and manifest.json (which hashes every other file)."""
+    if parity is not None:
+        write_json(directory / "parity.json", parity.as_dict())
+    manifest["files"] = file_table(directory, exclude=(MANIFEST, "report.md"))
+    (directory / "report.md").write_text(report_mod.render(manifest, parity))
+    manifest["files"] = file_table(directory)
+    write_json(directory / MANIFEST, manifest)
+
+
+def build_best(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), progress: Progress | None = None) -> BuildResult:
+    """`--precision best`: build every precision the target allows, keep those whose engine passes
+    the golden gate, measure them in one interleaved benchmark (batch 1, this host) and install
+    the fastest as the artifact, with every candidate recorded in its manifest."""
+    from compiler.bench import bench_many
+
+    progress = progress or Progress()
+    profile = load_profile(target)
+    spec = spec_mod.resolve(model_arg)
+    out = opts.out or Path("build") / profile.name / spec.name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    candidates: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.best-", dir=out.parent) as tmp:
+        built: dict[str, BuildResult] = {}
+        for precision in profile.precisions:
+            with progress.step(f"best: candidate {precision}"):
+                r = build(model_arg, target, dataclasses.replace(opts, precision=precision, out=Path(tmp) / precision), progress)
+            built[precision] = r
+            candidates.append({"precision": precision, "passed": r.passed,
+                               "failures": r.parity.failures() if r.parity is not None else []})
+        passing = [p for p in built if built[p].passed and built[p].parity is not None]
+        if not passing:
+            raise ParityFailure(f"no precision of target {target!r} passes the golden gate for {spec.name!r}: "
+                                + "; ".join(f"{c['precision']}: {', '.join(c['failures'])}" for c in candidates))
+        with progress.step("best: benchmark the passing candidates (batch 1, interleaved)"):
+            timings = bench_many([built[p].out_dir for p in passing], [1], iters=20, warmup=3)
+        for c in candidates:
+            t = next((t for t in timings if t["precision"] == c["precision"]), None)
+            c["p50_ms_batch1"] = None if t is None else round(t["latency_ms"]["p50"], 4)
+        chosen = min(passing, key=lambda p: next(c["p50_ms_batch1"] for c in candidates if c["precision"] == p))
+        progress.info(f"best: {chosen} (" + ", ".join(f"{c['precision']} {c['p50_ms_batch1']} ms" if c["passed"]
+                                                       else f"{c['precision']} failed" for c in candidates) + ")")
+        result = built[chosen]
+        manifest = read_manifest(result.out_dir)
+        manifest["best"] = {"chosen": chosen, "criterion": "lowest p50 latency at batch 1 among passing precisions",
+                            "candidates": candidates}
+        finalize(result.out_dir, manifest, result.parity)
+        install(result.out_dir, out)
+    progress.info(f"artifact: {out}/ (best = {chosen})")
+    return BuildResult(out, True, result.parity, manifest)
 
 
 def build_from_artifact(artifact: Path, target: str, progress: Progress | None = None) -> BuildResult:
@@ -212,11 +259,7 @@ def build_from_artifact(artifact: Path, target: str, progress: Progress | None =
         manifest.update(status="passed" if parity.passed else "failed", engine=engine.to_manifest(), deferred=[],
                         verified_with="engine", toolchain={**manifest["toolchain"], **avail.versions})
         manifest["build_seconds"] = round(manifest.get("build_seconds", 0) + time.perf_counter() - t0, 3)
-        write_json(tmp / "parity.json", parity.as_dict())
-        manifest["files"] = file_table(tmp, exclude=(MANIFEST, "report.md"))
-        (tmp / "report.md").write_text(report_mod.render(manifest, parity))
-        manifest["files"] = file_table(tmp)
-        write_json(tmp / MANIFEST, manifest)
+        finalize(tmp, manifest, parity)
         writer.commit()
     return BuildResult(artifact, parity.passed, parity, manifest)
 

@@ -56,6 +56,11 @@ def render(manifest: dict[str, Any], parity: ParityReport | None) -> str:
             ]
         if not parity.passed:
             lines += ["", "### Failures", ""] + [f"- {f}" for f in parity.failures()]
+    if m.get("best"):
+        b = m["best"]
+        lines += ["", f"## Precision choice: {b['chosen']} ({b['criterion']})", "", "| precision | passed | p50 ms (batch 1) |", "|---|---|---|"]
+        lines += [f"| {c['precision']} | {'yes' if c['passed'] else 'no: ' + '; '.join(c['failures'])} | {_fmt(c['p50_ms_batch1'])} |"
+                  for c in b["candidates"]]
     if m.get("calibration"):
         c = m["calibration"]
         lines += ["", "## Precision", "",

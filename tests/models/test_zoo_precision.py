@@ -101,3 +101,16 @@ def test_efficientnet_int8_passes_with_every_calibrator(tmp_path, calibrator):
                  "--calibrator", calibrator, "--out", str(out)])
     assert code == 0
     assert json.loads((out / "calibration.json").read_text())["calibrator"] == calibrator
+
+
+def test_best_installs_the_fastest_passing_precision(tmp_path):
+    out = tmp_path / "best"
+    assert main(["build", "--quiet", "--model", "digits-cnn", "--target", "cpu", "--precision", "best", "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    best = manifest["best"]
+    assert [c["precision"] for c in best["candidates"]] == ["fp32", "fp16", "int8"]
+    passing = [c for c in best["candidates"] if c["passed"]]
+    assert best["chosen"] == min(passing, key=lambda c: c["p50_ms_batch1"])["precision"] == manifest["precision"]
+    assert "Precision choice" in (out / "report.md").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]  # no candidate directories left behind
+    assert main(["verify", "--artifact", str(out)]) == 0  # the file table still matches every file
