@@ -36,16 +36,16 @@ class PrecisionResult:
     float_nodes: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _calib_ranges(model_path: Path, spec: ModelSpec, method: str, op_types: tuple[str, ...], symmetric: bool,
-                  percentile: float, log: Callable[[str], None]) -> ranges.Ranges:
+def _calib_ranges(model_path: Path, inputs: list[irh.TensorInfo], spec: ModelSpec, method: str,
+                  op_types: tuple[str, ...], symmetric: bool, percentile: float,
+                  log: Callable[[str], None]) -> ranges.Ranges:
     if spec.calibration is None:
         raise BadInput(
             f"model {spec.name!r} names no calibration data: add a [calibration] table to "
             f"{spec.path or 'its spec'} (images, sentences, npz or python source)."
         )
     c = spec.calibration
-    model = ir.load(model_path)
-    batches = checked_batches(c.data, irh.graph_inputs(model), c.samples, c.batch_size)
+    batches = checked_batches(c.data, inputs, c.samples, c.batch_size)
     return ranges.collect(model_path, batches, method, op_types, symmetric, percentile, log)
 
 
@@ -56,7 +56,8 @@ def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callab
         raise BadInput(f"target {profile.name!r} has no [quantization] preset in {profile.path}.")
     method = method or scheme.calibrator
     t0 = time.perf_counter()
-    r = _calib_ranges(model_path, spec, method, scheme.op_types, scheme.activation_symmetric, scheme.percentile, log)
+    inputs = irh.graph_inputs(ir.load(model_path))
+    r = _calib_ranges(model_path, inputs, spec, method, scheme.op_types, scheme.activation_symmetric, scheme.percentile, log)
     t_calib = time.perf_counter() - t0
     float_model = onnx.load(str(model_path))
 
@@ -68,7 +69,7 @@ def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callab
         onnx.save(m, str(out))
         return m
 
-    feeds = list(checked_batches(spec.calibration.data, irh.graph_inputs(ir.load(model_path)),
+    feeds = list(checked_batches(spec.calibration.data, inputs,
                                  spec.calibration.batch_size * SENSITIVITY_BATCHES, spec.calibration.batch_size))
     t1 = time.perf_counter()
     ranked = sensitivity.rank(float_model, full, quantized, feeds)
@@ -104,7 +105,9 @@ def fp16(model_path: Path, spec: ModelSpec, profile: TargetProfile, work: Path,
          log: Callable[[str], None] = lambda s: None) -> PrecisionResult:
     policy = profile.precision_policy
     t0 = time.perf_counter()
-    r = _calib_ranges(model_path, spec, "minmax", (), False, 100.0, log) if spec.calibration is not None else None
+    r = None
+    if spec.calibration is not None:
+        r = _calib_ranges(model_path, irh.graph_inputs(ir.load(model_path)), spec, "minmax", (), False, 100.0, log)
     model = onnx.load(str(model_path))
     keep = fp16_mod.keep_fp32_nodes(model, r, policy) if r is not None else {}
     out = work / "fp16.onnx"

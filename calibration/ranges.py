@@ -94,15 +94,9 @@ def collect(
 
 def _single_threaded(calibrator) -> None:
     """ORT builds the calibration session with default threads; the shared 2-core hosts want 1."""
-    import onnxruntime as ort
+    from compiler import ortsession
 
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.intra_op_num_threads = 1
-    so.log_severity_level = 3
-    calibrator.infer_session = ort.InferenceSession(
-        calibrator.augmented_model_path, sess_options=so, providers=["CPUExecutionProvider"]
-    )
+    calibrator.infer_session = ortsession.session(calibrator.augmented_model_path, level="disabled")
 
 
 def mse_threshold(hist: np.ndarray, edges: np.ndarray, levels: int = 255, candidates: int = 128) -> float:

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
 from calibration import surgery
-
-SNR_CAP = 200.0
+from compiler import ortsession
+from compiler.verify import snr_db
 
 
 @dataclass(frozen=True)
@@ -28,23 +27,9 @@ class NodeSensitivity:
     snr_db: float  # SNR of the model outputs with only this node quantized
 
 
-def _session(model: onnx.ModelProto) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-
-
 def outputs(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]]) -> np.ndarray:
-    sess = _session(model)
+    sess = ortsession.session(model)
     return np.concatenate([o.astype(np.float64).ravel() for f in feeds for o in sess.run(None, f)])
-
-
-def snr_db(ref: np.ndarray, got: np.ndarray) -> float:
-    noise = float(((got - ref) ** 2).sum())
-    if noise == 0:
-        return SNR_CAP
-    return float(min(SNR_CAP, 10 * np.log10(max(float((ref**2).sum()), 1e-30) / noise)))
 
 
 def rank(float_model: onnx.ModelProto, qdq_model: onnx.ModelProto, quantized: list[str],

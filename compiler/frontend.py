@@ -210,12 +210,9 @@ def _probe_dynamic_batch(model: ir.Model, args, names, dyn) -> None:
     batch_dynamic = any(0 in d for d in dyn.values())
     if not batch_dynamic or int(args[0].shape[0]) < 2:
         return
-    import onnxruntime as ort
+    from compiler import ortsession
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(irh.to_proto(model).SerializeToString(), so, providers=["CPUExecutionProvider"])
+    sess = ortsession.session(model)
     feeds = {n: a[:1].numpy() for n, a in zip(names, args)}
     try:
         sess.run(None, feeds)

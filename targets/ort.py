@@ -12,34 +12,12 @@ from pathlib import Path
 import numpy as np
 import onnx_ir as ir
 
+from compiler import ortsession
 from compiler.profile import TargetProfile
 from targets.base import Availability, Backend, Engine, Runner
 from targets.registry import register
 
 ENGINE_FILE = "model.ort.onnx"
-_LEVELS = ("disabled", "basic", "extended", "all")
-
-
-def _level(name: str):
-    import onnxruntime as ort
-
-    return {
-        "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-    }[name]
-
-
-def session_options(threads: int, level: str = "all"):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.graph_optimization_level = _level(level)
-    so.log_severity_level = 3
-    return so
 
 
 @register
@@ -76,13 +54,13 @@ class OnnxRuntimeBackend(Backend):
         import onnxruntime as ort
 
         level = profile.option("offline_optimization", "extended")
-        if level not in _LEVELS:
-            raise ValueError(f"{profile.path}: options.offline_optimization must be one of {_LEVELS}, got {level!r}")
-        so = session_options(1, level)
+        if level not in ortsession.LEVELS:
+            raise ValueError(f"{profile.path}: options.offline_optimization must be one of {list(ortsession.LEVELS)}, got {level!r}")
+        so = ortsession.options(1, level)
         so.optimized_model_filepath = str(workdir / ENGINE_FILE)
-        provider = profile.option("provider", "CPUExecutionProvider")
+        provider = profile.option("provider", ortsession.CPU)
         # Creating the session performs the optimization and writes the file.
-        ort.InferenceSession(str(model_path), so, providers=[provider])
+        ortsession.session(model_path, provider=provider, so=so)
         return Engine(
             backend=self.name, precision=precision, dir=workdir, entry=ENGINE_FILE, files=[ENGINE_FILE],
             info={"provider": provider, "offline_optimization": level, "onnxruntime": ort.__version__},
@@ -94,9 +72,7 @@ class OnnxRuntimeBackend(Backend):
 
 class OrtRunner(Runner):
     def __init__(self, path: Path, provider: str, threads: int):
-        import onnxruntime as ort
-
-        self.session = ort.InferenceSession(str(path), session_options(threads), providers=[provider])
+        self.session = ortsession.session(path, threads=threads, provider=provider)
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_names = tuple(o.name for o in self.session.get_outputs())
 

@@ -124,16 +124,12 @@ class GoldenCheck:
     def after(self, pass_: Pass, model: ir.Model, result: ir.passes.PassResult) -> None:
         if not result.modified:
             return
-        import onnxruntime as ort
+        from compiler import ortsession
 
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        so.log_severity_level = 3
-        # Run the graph as the pass left it: ORT's own rewrites off, so a broken pass is not
-        # masked (or blamed on ORT).
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
-            sess = ort.InferenceSession(irh.to_proto(model).SerializeToString(), so, providers=["CPUExecutionProvider"])
+            # Run the graph as the pass left it: ORT's own rewrites off, so a broken pass is not
+            # masked (or blamed on ORT).
+            sess = ortsession.session(model, level="disabled")
             names = [o.name for o in sess.get_outputs()]
             got = dict(zip(names, sess.run(None, self.inputs)))
         except Exception as e:  # noqa: BLE001 - an invalid graph is a broken pass too

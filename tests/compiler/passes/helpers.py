@@ -7,9 +7,9 @@ import onnx
 import onnx.numpy_helper
 import onnx.parser
 import onnx_ir as ir
-import onnxruntime as ort
 
 from compiler import ir as irh
+from compiler import ortsession
 from compiler.passes import PassContext, get_pass
 from targets.ort import OnnxRuntimeBackend
 
@@ -36,11 +36,7 @@ def ops(m: ir.Model) -> list[str]:
 
 
 def run(m: ir.Model, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # ORT must not fuse for us
-    sess = ort.InferenceSession(irh.to_proto(m).SerializeToString(), so, providers=["CPUExecutionProvider"])
-    return sess.run(None, feeds)
+    return ortsession.session(m, level="disabled").run(None, feeds)  # ORT must not fuse for us
 
 
 def assert_same(original: ir.Model, rewritten: ir.Model, feeds: dict[str, np.ndarray], atol: float = 1e-5) -> None:
