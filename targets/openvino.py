@@ -5,6 +5,10 @@
   engine in bf16 (max error ~1e-3 on a small CNN; ../shared/TOOLCHAINS.md).
 - fp16 compresses weights to FP16 in the IR (``ov.save_model(compress_to_fp16=True)``); other
   precisions save FP32 weights (OpenVINO's default would compress them too).
+- Tensors are matched by the graph's own names: an OpenVINO port can carry several names (a
+  boundary Cast added by the fp16 converter, an expanded function, Dropout), and which one
+  ``get_any_name()`` returns is not specified. The runner keys every port by the one of its
+  names that the ONNX graph uses for that input/output, recorded at compile time.
 - int8 comes from our QDQ model: OpenVINO turns Q/DQ pairs into FakeQuantize and its low
   precision transformations pick int8 kernels. Which precisions the compiled model really runs
   is read from the runtime model and recorded (``runtime_precisions``); an int8 build that runs
@@ -19,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import onnx_ir as ir
 
+from compiler import ir as irh
 from compiler.errors import CompilerError
 from compiler.profile import TargetProfile
 from targets.base import Availability, Backend, Engine, Runner
@@ -76,22 +81,38 @@ class OpenVinoBackend(Backend):
             backend=self.name, precision=precision, dir=workdir, entry=XML, files=[XML, BIN],
             info={"device": device, "inference_precision_hint": HINTS[precision],
                   "weights": "fp16" if precision == "fp16" else "fp32", "runtime_precisions": used,
-                  "openvino": ov.__version__.split("-")[0]},
+                  "openvino": ov.__version__.split("-")[0],
+                  "inputs": [t.name for t in irh.graph_inputs(model)], "outputs": [t.name for t in irh.graph_outputs(model)]},
         )
 
     def load(self, engine: Engine, threads: int = 1) -> Runner:
-        return OvRunner(engine.dir / engine.entry, engine.info.get("device", "CPU"), engine.precision, threads)
+        return OvRunner(engine.dir / engine.entry, engine.info.get("device", "CPU"), engine.precision, threads,
+                        engine.info["inputs"], engine.info["outputs"])
+
+
+def bind_ports(ports, graph_names: list[str], kind: str, path: Path) -> dict[str, object]:
+    """{graph name: port}: each port is found by the graph's name among the port's names."""
+    out: dict[str, object] = {}
+    for name in graph_names:
+        found = [p for p in ports if name in p.get_names()]
+        if len(found) != 1:
+            have = [sorted(p.get_names()) for p in ports]
+            raise CompilerError(f"OpenVINO model {str(path)!r}: graph {kind} {name!r} matches {len(found)} of its "
+                                f"ports (port names {have}).")
+        out[name] = found[0]
+    return out
 
 
 class OvRunner(Runner):
-    def __init__(self, path: Path, device: str, precision: str, threads: int):
+    def __init__(self, path: Path, device: str, precision: str, threads: int, inputs: list[str], outputs: list[str]):
         import openvino as ov
 
         self.compiled = ov.Core().compile_model(str(path), device, _config(precision, threads))
         self.request = self.compiled.create_infer_request()
-        self.input_names = tuple(i.get_any_name() for i in self.compiled.inputs)
-        self.output_names = tuple(o.get_any_name() for o in self.compiled.outputs)
+        self.inputs = bind_ports(self.compiled.inputs, inputs, "input", path)
+        self.outputs = bind_ports(self.compiled.outputs, outputs, "output", path)
+        self.input_names, self.output_names = tuple(inputs), tuple(outputs)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        res = self.request.infer({n: feeds[n] for n in self.input_names})
-        return {o.get_any_name(): np.array(res[o]) for o in self.compiled.outputs}
+        res = self.request.infer({port: feeds[n] for n, port in self.inputs.items()})
+        return {n: np.array(res[port]) for n, port in self.outputs.items()}
