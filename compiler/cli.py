@@ -7,12 +7,15 @@ or usage (nothing written) · 3 target toolchain missing on this host · 4 inter
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
+import threading
 import traceback
 from pathlib import Path
 
+from compiler import interrupts
 from compiler.errors import BadInput, CompilerError, ParityFailure
 from compiler.progress import Progress
 
@@ -39,12 +42,15 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--calibrator", choices=["minmax", "percentile", "entropy", "mse"],
                    help="int8 range method (default: the target preset's)")
     b.add_argument("--calib-samples", type=int, metavar="N", help="calibration samples (default: the spec's)")
+    b.add_argument("--trust-pickle", action="store_true",
+                   help="allow a .pt2 whose weights/inputs are pickled (loading it runs code from the file)")
     b.add_argument("--quiet", action="store_true")
 
     g = sub.add_parser("golden", help="write golden vectors from PyTorch eager fp32 on real inputs")
     g.add_argument("--model", required=True)
     g.add_argument("--out", type=Path, help="default golden/<model>")
     g.add_argument("--inputs", type=Path, help="an .npz of inputs keyed by input name (default: the spec's [golden] source)")
+    g.add_argument("--trust-pickle", action="store_true", help="as for build")
 
     v = sub.add_parser("verify", help="run a built artifact on golden inputs and compare")
     v.add_argument("--artifact", type=Path, required=True)
@@ -71,18 +77,28 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ.setdefault("TVM_NUM_THREADS", "1")
+    if threading.current_thread() is threading.main_thread():
+        interrupts.install()
     try:
         return _run(args)
+    except KeyboardInterrupt:
+        return _interrupted()
     except CompilerError as e:
+        if interrupts.pending():  # a signal that library code turned into another error
+            return _interrupted()
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
     except Exception:  # noqa: BLE001 - last resort: a bug, not a user error
+        if interrupts.pending():
+            return _interrupted()
         traceback.print_exc()
         print("error: internal error (a bug in model-compiler); the traceback is above.", file=sys.stderr)
         return INTERNAL_ERROR
+
+
+def _interrupted() -> int:
+    print(f"interrupted ({interrupts.name()}): nothing was installed; the previous output is untouched.", file=sys.stderr)
+    return interrupts.exit_code()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -100,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
         opts = pipeline.BuildOptions(
             precision=args.precision, out=args.out, golden_dir=args.golden, pipeline=args.pipeline,
             exporter=args.exporter, verify_passes=args.verify_passes, dump_ir=args.dump_ir,
-            calibrator=args.calibrator, calib_samples=args.calib_samples,
+            calibrator=args.calibrator, calib_samples=args.calib_samples, trust_pickle=args.trust_pickle,
         )
         if args.precision == "best":
             r = pipeline.build_best(args.model, args.target, opts, Progress(quiet=args.quiet))
@@ -116,7 +132,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "golden":
         from compiler import golden, spec
 
-        s = spec.resolve(args.model)
+        s = dataclasses.replace(spec.resolve(args.model), trust_pickle=args.trust_pickle)
         out = golden.generate(s, args.out or golden.GOLDEN_ROOT / s.name, args.inputs, log=Progress().info)
         print(f"golden vectors written to {out}/", file=sys.stderr)
         return 0
@@ -131,6 +147,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "bench":
         from compiler.bench import bench_many, table
 
+        if args.json is not None and (args.json.is_dir() or not args.json.parent.is_dir()):
+            raise BadInput(f"--json {str(args.json)!r}: give a file path in an existing directory.")
         res = bench_many(args.artifact, args.batch or [1], args.iters, args.warmup, args.threads)
         text = json.dumps(res if len(res) > 1 else res[0], indent=2)
         print(text)

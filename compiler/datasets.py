@@ -18,6 +18,7 @@ over thousands of samples does not hold them all.
 from __future__ import annotations
 
 import importlib.resources
+import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from compiler.errors import BadInput
-from compiler.imports import import_object
+from compiler.imports import call_factory
 from compiler.tomlschema import Table
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -141,7 +142,7 @@ class SentencesSource(DataSource):
     max_length: int = 128
 
     def _tokenize(self, sentences: tuple[str, ...]) -> dict[str, np.ndarray]:
-        tok = import_object(self.tokenizer, "tokenizer factory")()
+        tok = call_factory(self.tokenizer, "tokenizer factory")
         enc = tok(
             list(sentences), padding="longest", truncation=True, max_length=self.max_length,
             return_tensors="np",
@@ -187,7 +188,7 @@ class PythonSource(DataSource):
     def batches(self, batch_size: int, limit: int | None = None) -> Iterator[Samples]:
         """A factory that returns an iterator (of ``{input: batch}`` dicts, or ``(dict, labels)``)
         is streamed and re-batched without holding the data; a mapping is sliced."""
-        result = import_object(self.factory, "data factory")()
+        result = call_factory(self.factory, "data factory")
         if _in_memory(result):
             yield from _slices(self._samples(result), batch_size, limit)
             return
@@ -217,7 +218,7 @@ class PythonSource(DataSource):
             yield Samples(merged)
 
     def load(self) -> Samples:
-        result = import_object(self.factory, "data factory")()
+        result = call_factory(self.factory, "data factory")
         if not _in_memory(result):
             parts = list(self.batches(1 << 30))
             return Samples({k: np.concatenate([p.feeds[k] for p in parts]) for k in parts[0].feeds}) if parts else Samples({})
@@ -248,16 +249,26 @@ def _in_memory(result: Any) -> bool:
     return isinstance(result, Mapping) or (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], Mapping))
 
 
-def read_npz(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """Arrays of an .npz keyed by name; a ``labels`` array is split off."""
+def read_npz(path: Path, require_samples: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Arrays of an .npz keyed by name; a ``labels`` array is split off. With
+    `require_samples`, the file must hold at least one array with at least one sample."""
     if not path.is_file():
         raise BadInput(f"input file {str(path)!r} does not exist.")
     try:
         with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise ValueError("it holds a single array, not named arrays (use np.savez)")
             feeds = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
         raise BadInput(f"{str(path)!r} is not a readable .npz file: {e}.") from None
-    return feeds, feeds.pop("labels", None)
+    labels = feeds.pop("labels", None)
+    if require_samples:
+        if not feeds:
+            raise BadInput(f"{str(path)!r} holds no arrays; expected one per graph input/output name.")
+        empty = [k for k, v in feeds.items() if v.ndim and v.shape[0] == 0]
+        if empty:
+            raise BadInput(f"{str(path)!r}: array(s) {empty} hold 0 samples.")
+    return feeds, labels
 
 
 def resolve_file_ref(ref: str, base_dir: Path) -> Path:

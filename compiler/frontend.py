@@ -25,9 +25,9 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from compiler import ir as irh
+from compiler import interrupts, ir as irh, pt2_safety
 from compiler.errors import BadInput
-from compiler.imports import import_object
+from compiler.imports import call_factory
 from compiler.spec import Exporter, ModelSpec, SourceKind
 
 
@@ -44,6 +44,8 @@ def load_torch(spec: ModelSpec) -> tuple[Any, tuple[Any, ...] | None]:
     import torch
 
     if spec.source_kind is SourceKind.PT2:
+        if not spec.trust_pickle:
+            pt2_safety.check(Path(spec.source))
         try:
             ep = torch.export.load(spec.source)
         except Exception as e:  # torch raises many types for a bad archive
@@ -51,7 +53,7 @@ def load_torch(spec: ModelSpec) -> tuple[Any, tuple[Any, ...] | None]:
         return ep, None
     if spec.source_kind is not SourceKind.FACTORY:
         raise BadInput(f"{spec.source!r} is an ONNX file: there is no PyTorch model to run.")
-    result = import_object(spec.source, "model factory")()
+    result = call_factory(spec.source, "model factory")
     examples = None
     if isinstance(result, tuple) and len(result) == 2:
         result, examples = result
@@ -81,14 +83,34 @@ def run_eager(model: Any, feeds: dict[str, np.ndarray], input_names: tuple[str, 
     """PyTorch eager FP32 on numpy feeds → outputs keyed by the spec's output names."""
     import torch
 
+    check_feeds(spec, feeds)
     with torch.inference_mode():
         args = tuple(to_torch(feeds[n]) for n in input_names)
         fn = model.module() if isinstance(model, torch.export.ExportedProgram) else model
-        outs = _flatten_outputs(fn(*args))
+        try:
+            outs = _flatten_outputs(fn(*args))
+        except Exception as e:  # noqa: BLE001 - the user's model failing on these inputs is bad input
+            interrupts.check()
+            shapes = ", ".join(f"{n} {tuple(feeds[n].shape)} {feeds[n].dtype}" for n in input_names)
+            raise BadInput(f"model {spec.name!r} raised {type(e).__name__} when run in PyTorch on inputs [{shapes}]: "
+                           f"{_first_line(e)}") from None
     names = default_output_names(spec, len(outs))
     if len(outs) != len(names):
         raise BadInput(f"model {spec.name!r} returned {len(outs)} outputs but its spec names {len(names)}: {list(names)}.")
     return {n: o.detach().numpy() for n, o in zip(names, outs)}
+
+
+def check_feeds(spec: ModelSpec, feeds: dict[str, np.ndarray]) -> None:
+    """Inputs must match the spec's declared dtype and fixed dims (named dims are free)."""
+    for t in spec.inputs:
+        if t.name not in feeds:
+            continue
+        a = feeds[t.name]
+        if str(a.dtype) != t.dtype:
+            raise BadInput(f"input {t.name!r} of {spec.name!r} is {a.dtype} but the spec declares {t.dtype}.")
+        if a.ndim != len(t.shape) or any(isinstance(d, int) and d != n for d, n in zip(t.shape, a.shape)):
+            want = "×".join(str(d) for d in t.shape)
+            raise BadInput(f"input {t.name!r} of {spec.name!r} has shape {tuple(a.shape)} but the spec declares [{want}].")
 
 
 def to_torch(a: np.ndarray) -> Any:
@@ -154,6 +176,7 @@ def load(
             _probe_dynamic_batch(model, args, names, dyn)
             return FrontendResult(model, "dynamo", None, time.perf_counter() - t0)
         except Exception as e:  # noqa: BLE001 - any exporter failure is a reason to fall back
+            interrupts.check()  # ...but not an interrupt that torch turned into another error
             if isinstance(module, torch.export.ExportedProgram):
                 raise BadInput(f"exporting {spec.source!r} to ONNX failed: {_first_line(e)}") from None
             fallback = f"dynamo exporter failed: {_first_line(e)}"
@@ -166,6 +189,7 @@ def load(
     except BadInput:
         raise
     except Exception as e:  # noqa: BLE001
+        interrupts.check()
         raise BadInput(f"model {spec.name!r} could not be exported ({fallback}; legacy exporter: {_first_line(e)}).") from None
     return FrontendResult(model, "legacy", fallback, time.perf_counter() - t0)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -19,12 +20,13 @@ import onnx_ir as ir
 
 from compiler import ir as irh
 from compiler import tolerances as tol_mod
-from compiler.artifacts import AtomicDir, write_json
+from compiler.artifacts import GOLDEN as GOLDEN_KIND, OutputSlot, write_json
 from compiler.datasets import Samples, read_npz
 from compiler.errors import BadInput
 from compiler.spec import ModelSpec, SourceKind
 
 GOLDEN_ROOT = Path("golden")
+GOLDEN_FILES = ("inputs.npz", "outputs.npz", "meta.json", "tolerances.toml")
 
 
 @dataclass
@@ -42,20 +44,50 @@ class Golden:
         for name in ("inputs.npz", "outputs.npz"):
             if not (directory / name).is_file():
                 raise BadInput(f"golden directory {str(directory)!r} has no {name} (expected inputs.npz and outputs.npz keyed by graph input/output names).")
-        inputs, _ = read_npz(directory / "inputs.npz")
-        outputs, _ = read_npz(directory / "outputs.npz")
+        inputs, _ = read_npz(directory / "inputs.npz", require_samples=True)
+        outputs, _ = read_npz(directory / "outputs.npz", require_samples=True)
         meta_path = directory / "meta.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        meta = {}
+        if meta_path.is_file():
+            try:
+                meta = json.loads(meta_path.read_text())
+            except (ValueError, OSError) as e:
+                raise BadInput(f"{str(meta_path)!r} is not valid JSON: {e}.") from None
+            if not isinstance(meta, dict):
+                raise BadInput(f"{str(meta_path)!r} must hold a JSON object, found {type(meta).__name__}.")
         return cls(directory, inputs, outputs, meta, tol_mod.load(directory / "tolerances.toml"))
+
+    @property
+    def samples(self) -> int:
+        return sample_count(self.inputs)
 
     def check_against(self, model: ir.Model) -> None:
         """Names, dtypes and shapes of the golden arrays must match the graph's inputs/outputs."""
-        _match("input", self.dir / "inputs.npz", self.inputs, irh.graph_inputs(model))
-        _match("output", self.dir / "outputs.npz", self.outputs, irh.graph_outputs(model))
+        self.check_interface(irh.graph_inputs(model), irh.graph_outputs(model))
+
+    def check_interface(self, inputs: list[irh.TensorInfo], outputs: list[irh.TensorInfo]) -> None:
+        _match("input", self.dir / "inputs.npz", self.inputs, inputs)
+        _match("output", self.dir / "outputs.npz", self.outputs, outputs)
+
+    def copy_to(self, directory: Path) -> None:
+        """The golden files an artifact carries so it verifies anywhere (same bytes)."""
+        directory.mkdir()
+        for name in GOLDEN_FILES:
+            if (self.dir / name).is_file():
+                shutil.copyfile(self.dir / name, directory / name)
 
     @property
     def metric_reference(self) -> dict[str, Any] | None:
         return self.meta.get("metric")
+
+
+def sample_count(arrays: dict[str, np.ndarray]) -> int:
+    """Samples along the batch axis: the leading dim of the first input with one (a 0-d scalar
+    input is one sample)."""
+    for a in arrays.values():
+        if a.ndim:
+            return int(a.shape[0])
+    return 1
 
 
 def _match(kind: str, path: Path, arrays: dict[str, np.ndarray], graph: list[irh.TensorInfo]) -> None:
@@ -91,8 +123,10 @@ def generate(spec: ModelSpec, out_dir: Path, inputs_npz: Path | None = None, log
             f"{spec.source!r} is an ONNX file: there is no PyTorch model to compute golden outputs "
             "with. Provide golden vectors with `build --golden DIR` (inputs.npz + outputs.npz)."
         )
+    slot = OutputSlot(out_dir, GOLDEN_KIND, log=log)
+    slot.check()
     if inputs_npz is not None:
-        feeds, _ = read_npz(inputs_npz)
+        feeds, _ = read_npz(inputs_npz, require_samples=True)
         samples = Samples(feeds, None, (f"arrays from {inputs_npz}",))
         source = f"npz {inputs_npz}"
     elif spec.golden is not None:
@@ -137,12 +171,13 @@ def generate(spec: ModelSpec, out_dir: Path, inputs_npz: Path | None = None, log
         log(f"reference {ev.metric} on {len(data)} labelled samples: {acc:.4f}")
 
     kinds = {n: spec.output_kind(n) for n in outputs}
-    with (writer := AtomicDir(out_dir)) as tmp:
+    with slot:
+        tmp = slot.staging()
         np.savez(tmp / "inputs.npz", **feeds)
         np.savez(tmp / "outputs.npz", **outputs)
         write_json(tmp / "meta.json", meta)
         (tmp / "tolerances.toml").write_text(tol_mod.render(kinds, spec.evaluation is not None))
-        writer.commit()
+        slot.install(tmp)
     return out_dir
 
 

@@ -11,8 +11,8 @@ import dataclasses
 import datetime
 import importlib.metadata
 import json
+import os
 import platform
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +26,7 @@ from calibration import trt_cache
 from calibration.fallback import Gate
 
 from compiler import frontend, golden as golden_mod, ir as irh, report as report_mod, spec as spec_mod
-from compiler.artifacts import MANIFEST, AtomicDir, file_table, install, sha256_file, write_json
+from compiler.artifacts import MANIFEST, VOLATILE, OutputSlot, content_sha256, file_table, sha256_file, write_json
 from compiler.errors import BadInput, ParityFailure, ToolchainMissing
 from compiler.passes import PassContext, get_pipeline
 from compiler.passes.manager import DumpIR, GoldenCheck
@@ -41,6 +41,8 @@ from targets.base import Engine, Runner
 from targets.ort import OrtRunner
 
 MODEL_FILE = "model.onnx"
+ARTIFACT_GOLDEN = "golden"  # the golden set travels inside the artifact
+SCHEMA = 2
 EVAL_BATCH = 64
 
 
@@ -75,12 +77,13 @@ class BuildOptions:
     dump_ir: Path | None = None
     calibrator: str | None = None  # overrides the target preset's
     calib_samples: int | None = None  # overrides the spec's
+    trust_pickle: bool = False  # a .pt2 may unpickle when loaded (runs code from the file)
 
 
 def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), progress: Progress | None = None) -> BuildResult:
     progress = progress or Progress()
     t0 = time.perf_counter()
-    precision, out, golden_dir = opts.precision, opts.out, opts.golden_dir
+    precision, golden_dir = opts.precision, opts.golden_dir
     # --- everything that can reject the input, before anything is written -----------------
     profile = load_profile(target)
     pipeline_name = opts.pipeline or profile.pipeline
@@ -88,7 +91,7 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
     if precision is not None:
         check_precision(precision)
     precision = profile.check_precision(precision)
-    spec = spec_mod.resolve(model_arg)
+    spec = dataclasses.replace(spec_mod.resolve(model_arg), trust_pickle=opts.trust_pickle)
     if opts.calib_samples is not None:
         if opts.calib_samples < 1:
             raise BadInput(f"--calib-samples must be ≥ 1, got {opts.calib_samples}.")
@@ -110,34 +113,45 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
     if not golden_dir.is_dir():
         raise BadInput(f"{spec.source!r} is an ONNX file: pass --golden DIR with inputs.npz and outputs.npz keyed by its graph input/output names.")
     golden = golden_mod.Golden.load(golden_dir)
+    if opts.dump_ir is not None and opts.dump_ir.exists() and not opts.dump_ir.is_dir():
+        raise BadInput(f"--dump-ir {str(opts.dump_ir)!r} is a file; give a directory for the per-pass models.")
+    out = opts.out or Path("build") / profile.name / spec.name
+    slot = OutputSlot(out, log=progress.info)
+    slot.check()
+    volatile: dict[str, Any] = {"golden_source": str(golden_dir)}
 
-    with progress.step(f"frontend: {spec.source}"):
-        fe = frontend.load(spec, golden.inputs, log=progress.info)
-        progress.info(f"{fe.exporter} → {irh.node_count(fe.model)} nodes, opset {irh.opset(fe.model)}")
-    golden.check_against(fe.model)
-    exported_nodes = irh.node_count(fe.model)
-    exported_ops = irh.op_histogram(fe.model)
-    instruments: list = []
-    if opts.dump_ir is not None:
-        instruments.append(DumpIR(opts.dump_ir))
-    if opts.verify_passes:
-        instruments.append(_golden_check(golden, spec))
-    with progress.step(f"passes: pipeline {pipeline_name!r}"):
-        optimized = run_passes(fe.model, pipeline_name, PassContext(type(backend).accepts), instruments, log=progress.info)
-    model = optimized.model
-    golden.check_against(model)  # a pass must not rename or reshape the graph's interface
-    optimized_nodes, optimized_ops = irh.node_count(model), irh.op_histogram(model)
-    precision_result = None
-    if precision in ("int8", "fp16"):
-        with progress.step(f"precision: {precision}"), tempfile.TemporaryDirectory(prefix="precision-") as work:
-            precision_result = _reduce_precision(model, spec, profile, precision, golden, Path(work), progress, opts.calibrator)
-            model = ir.load(precision_result.model_path)
-            ir.external_data.load_to_model(model)
+    with slot:
+        with progress.step(f"frontend: {spec.source}"):
+            fe = frontend.load(spec, golden.inputs, log=progress.info)
+            progress.info(f"{fe.exporter} → {irh.node_count(fe.model)} nodes, opset {irh.opset(fe.model)}")
+        golden.check_against(fe.model)
+        exported_nodes = irh.node_count(fe.model)
+        exported_ops = irh.op_histogram(fe.model)
+        instruments: list = []
+        if opts.dump_ir is not None:
+            instruments.append(DumpIR(opts.dump_ir))
+        if opts.verify_passes:
+            instruments.append(_golden_check(golden, spec))
+        with progress.step(f"passes: pipeline {pipeline_name!r}"):
+            optimized = run_passes(fe.model, pipeline_name, PassContext(type(backend).accepts), instruments, log=progress.info)
+        model = optimized.model
+        golden.check_against(model)  # a pass must not rename or reshape the graph's interface
+        optimized_nodes, optimized_ops = irh.node_count(model), irh.op_histogram(model)
+        precision_result = None
+        if precision in ("int8", "fp16"):
+            with progress.step(f"precision: {precision}"):
+                work = slot.work / "precision"
+                work.mkdir()
+                precision_result = _reduce_precision(model, spec, profile, precision, golden, work, progress, opts.calibrator)
+                model = ir.load(precision_result.model_path)
+                ir.external_data.load_to_model(model)
 
-    out = out or Path("build") / profile.name / spec.name
-    with (writer := AtomicDir(out)) as tmp:
+        tmp = slot.staging()
         model_files = irh.save(model, tmp / MODEL_FILE)
+        golden.copy_to(tmp / ARTIFACT_GOLDEN)
         if precision_result is not None:
+            volatile["calibration_seconds"] = {k: precision_result.stats.pop(k) for k in list(precision_result.stats)
+                                               if k.endswith("seconds")}
             write_json(tmp / "calibration.json", precision_result.stats)
             if precision_result.ranges is not None and precision == "int8":
                 trt_cache.write(precision_result.ranges, tmp / "calibration.cache")
@@ -155,36 +169,47 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
                 parity = check_parity(runner, golden, spec, precision)
             progress.info("PASSED" if parity.passed else "FAILED: " + "; ".join(parity.failures()))
         status = "unverified" if parity is None else ("passed" if parity.passed else "failed")
-        manifest = _manifest(spec, profile, precision, fe, engine, golden, status, avail, [f.name for f in model_files])
+        manifest = _manifest(spec, profile, precision, fe, engine, golden, status, avail, [f.name for f in model_files], model)
         manifest["node_count"] = {"exported": exported_nodes, "optimized": optimized_nodes, "final": irh.node_count(model)}
         manifest["ops"] = {"exported": exported_ops, "optimized": optimized_ops, "final": irh.op_histogram(model)}
         manifest["pipeline"] = {"name": pipeline_name, "verified_each_pass": opts.verify_passes,
                                 "fusions": optimized.fusions, "skipped": optimized.skipped}
+        volatile["frontend_seconds"] = round(fe.seconds, 3)
+        volatile["pass_seconds"] = [{"name": r["name"], "phase": r["phase"], "seconds": r.pop("seconds")} for r in optimized.records]
         manifest["passes"] = optimized.records
         manifest["verified_with"] = verified_with
-        for d in manifest["deferred"]:
-            d["command"] = d["command"].replace("{artifact}", str(out))
         if precision_result is not None:
             st = precision_result.stats
             manifest["calibration"] = {
                 "calibrator": st.get("calibrator"), "samples": st.get("samples"), "preset": st.get("preset"),
-                "float_nodes": [n["node"] for n in precision_result.float_nodes], "seconds": st.get("total_seconds"),
+                "float_nodes": [n["node"] for n in precision_result.float_nodes],
             }
-        manifest["build_seconds"] = round(time.perf_counter() - t0, 3)
-        finalize(tmp, manifest, parity)
-        writer.commit()
-    progress.info(f"artifact: {out}/ ({status})")
-    return BuildResult(out, parity is None or parity.passed, parity, manifest)
+        volatile["build_seconds"] = round(time.perf_counter() - t0, 3)
+        finalize(tmp, manifest, parity, volatile)
+        installed = slot.install(tmp, failed=status == "failed")
+    progress.info(f"artifact: {installed}/ ({status})")
+    return BuildResult(installed, parity is None or parity.passed, parity, manifest)
 
 
-def finalize(directory: Path, manifest: dict[str, Any], parity: ParityReport | None) -> None:
-    """Write parity.json, report.md and manifest.json (which hashes every other file)."""
+def volatile_facts(extra: dict[str, Any]) -> dict[str, Any]:
+    """build.json: the facts that differ between two builds of the same inputs."""
+    return {"created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "host": platform.node(), "cwd": os.getcwd(), **extra}
+
+
+def finalize(directory: Path, manifest: dict[str, Any], parity: ParityReport | None,
+             volatile: dict[str, Any] | None = None) -> None:
+    """Write parity.json, report.md, manifest.json (which hashes every other content file) and
+    build.json (the volatile facts, outside the hash)."""
     if parity is not None:
         write_json(directory / "parity.json", parity.as_dict())
-    manifest["files"] = file_table(directory, exclude=(MANIFEST, "report.md"))
+    manifest["files"] = file_table(directory, exclude=(MANIFEST, VOLATILE, "report.md"))
     (directory / "report.md").write_text(report_mod.render(manifest, parity))
     manifest["files"] = file_table(directory)
+    manifest["content_sha256"] = content_sha256(manifest["files"])
     write_json(directory / MANIFEST, manifest)
+    if volatile is not None:
+        write_json(directory / VOLATILE, volatile_facts(volatile))
 
 
 def build_best(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), progress: Progress | None = None) -> BuildResult:
@@ -197,13 +222,12 @@ def build_best(model_arg: str, target: str, opts: BuildOptions = BuildOptions(),
     profile = load_profile(target)
     spec = spec_mod.resolve(model_arg)
     out = opts.out or Path("build") / profile.name / spec.name
-    out.parent.mkdir(parents=True, exist_ok=True)
     candidates: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.best-", dir=out.parent) as tmp:
+    with OutputSlot(out, log=progress.info) as slot:
         built: dict[str, BuildResult] = {}
         for precision in profile.precisions:
             with progress.step(f"best: candidate {precision}"):
-                r = build(model_arg, target, dataclasses.replace(opts, precision=precision, out=Path(tmp) / precision), progress)
+                r = build(model_arg, target, dataclasses.replace(opts, precision=precision, out=slot.work / precision), progress)
             built[precision] = r
             candidates.append({"precision": precision, "passed": r.passed,
                                "failures": r.parity.failures() if r.parity is not None else []})
@@ -221,18 +245,21 @@ def build_best(model_arg: str, target: str, opts: BuildOptions = BuildOptions(),
                                                        else f"{c['precision']} failed" for c in candidates) + ")")
         result = built[chosen]
         manifest = read_manifest(result.out_dir)
+        # The choice rests on latencies measured in this run, so a `best` artifact is not
+        # reproducible byte for byte the way a single-precision build is.
         manifest["best"] = {"chosen": chosen, "criterion": "lowest p50 latency at batch 1 among passing precisions",
                             "candidates": candidates}
         finalize(result.out_dir, manifest, result.parity)
-        install(result.out_dir, out)
-    progress.info(f"artifact: {out}/ (best = {chosen})")
-    return BuildResult(out, True, result.parity, manifest)
+        installed = slot.install(result.out_dir)
+    progress.info(f"artifact: {installed}/ (best = {chosen})")
+    return BuildResult(installed, True, result.parity, manifest)
 
 
 def build_from_artifact(artifact: Path, target: str, progress: Progress | None = None) -> BuildResult:
-    """Finish a build whose engine step was deferred (TensorRT on the device): compile the
-    artifact's model.onnx with the same profile, verify the engine against golden, and replace
-    the artifact atomically with the engine added and the deferred steps cleared."""
+    """Finish a build whose engine step was deferred (TensorRT, on the device): compile the
+    artifact's model.onnx with the same profile, verify the engine against the artifact's own
+    golden set, and replace the artifact atomically with the engine added and the deferred
+    steps cleared."""
     progress = progress or Progress()
     t0 = time.perf_counter()
     manifest = read_manifest(artifact)
@@ -243,25 +270,23 @@ def build_from_artifact(artifact: Path, target: str, progress: Progress | None =
     avail = backend.available(profile)
     if not avail.can_run:
         raise ToolchainMissing(f"target {target!r} cannot build or run its engine on this host: {avail.reason}.")
-    for f in manifest["files"]:
-        if sha256_file(artifact / f["path"]) != f["sha256"]:
-            raise BadInput(f"artifact file {str(artifact / f['path'])!r} differs from its sha256 in the manifest.")
-    golden = golden_mod.Golden.load(Path(manifest["golden"]["dir"]))
-    spec = spec_mod.load_spec(Path(manifest["model"]["spec"])) if manifest["model"].get("spec") else None
-    with (writer := AtomicDir(artifact)) as tmp:
+    check_files(artifact, manifest)
+    golden = artifact_golden(artifact, manifest)
+    with OutputSlot(artifact, log=progress.info) as slot:
+        tmp = slot.staging()
         for f in manifest["files"]:
+            (tmp / f["path"]).parent.mkdir(parents=True, exist_ok=True)
             (tmp / f["path"]).write_bytes((artifact / f["path"]).read_bytes())
         model = ir.load(tmp / MODEL_FILE)
         with progress.step(f"compile: {profile.backend} ({manifest['precision']})"):
             engine = backend.compile(model, tmp / MODEL_FILE, profile, manifest["precision"], tmp)
         with progress.step("verify against golden (engine)"), backend.load(engine) as runner:
-            parity = check_parity(runner, golden, spec, manifest["precision"], kinds=manifest["model"].get("outputs"))
+            parity = check_parity(runner, golden, None, manifest["precision"], kinds=manifest["model"].get("outputs"))
         manifest.update(status="passed" if parity.passed else "failed", engine=engine.to_manifest(), deferred=[],
                         verified_with="engine", toolchain={**manifest["toolchain"], **avail.versions})
-        manifest["build_seconds"] = round(manifest.get("build_seconds", 0) + time.perf_counter() - t0, 3)
-        finalize(tmp, manifest, parity)
-        writer.commit()
-    return BuildResult(artifact, parity.passed, parity, manifest)
+        finalize(tmp, manifest, parity, {"engine_build_seconds": round(time.perf_counter() - t0, 3)})
+        installed = slot.install(tmp, failed=not parity.passed)
+    return BuildResult(installed, parity.passed, parity, manifest)
 
 
 def check_parity(runner: Runner, golden: golden_mod.Golden, spec: ModelSpec | None, precision: str,
@@ -271,7 +296,7 @@ def check_parity(runner: Runner, golden: golden_mod.Golden, spec: ModelSpec | No
     outputs = {}
     for name, ref in golden.outputs.items():
         kind = spec.output_kind(name) if spec is not None else OutputKind((kinds or {}).get(name, "tensor"))
-        outputs[name] = compare(name, ref, actual[name], golden.tolerances.for_output(precision, name, kind))
+        outputs[name] = compare(name, ref, actual.get(name), golden.tolerances.for_output(precision, name, kind))
     metric = None
     ref = golden.metric_reference
     if spec is not None and spec.evaluation is not None and ref is not None:
@@ -318,16 +343,15 @@ def _golden_check(golden: golden_mod.Golden, spec: ModelSpec) -> GoldenCheck:
 
 
 def _manifest(spec: ModelSpec, profile: TargetProfile, precision: str, fe: frontend.FrontendResult, engine: Engine,
-              golden: golden_mod.Golden, status: str, avail, model_files: list[str]) -> dict[str, Any]:
+              golden: golden_mod.Golden, status: str, avail, model_files: list[str], model: ir.Model) -> dict[str, Any]:
     return {
-        "schema": 1,
+        "schema": SCHEMA,
         "status": status,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": {
             "name": spec.name,
             "source": spec.source,
             "source_kind": spec.source_kind.value,
-            "spec": str(spec.path) if spec.path and spec.path.suffix == ".toml" else None,
+            "spec": spec_mod.portable_path(spec.path) if spec.path and spec.path.suffix == ".toml" else None,
             "spec_sha256": spec.sha256,
             "outputs": {o.name: o.kind.value for o in spec.outputs},
         },
@@ -343,19 +367,26 @@ def _manifest(spec: ModelSpec, profile: TargetProfile, precision: str, fe: front
             "exporter": fe.exporter,
             "fallback_reason": fe.fallback_reason,
             "opset": irh.opset(fe.model),
-            "seconds": round(fe.seconds, 3),
         },
+        "interface": {"inputs": [t.as_dict() for t in irh.graph_inputs(model)],
+                      "outputs": [t.as_dict() for t in irh.graph_outputs(model)]},
         "model_files": model_files,
         "engine": engine.to_manifest(),
         "deferred": [dict(d.__dict__) for d in engine.deferred],
         "golden": {
-            "dir": str(golden.dir),
+            "dir": ARTIFACT_GOLDEN,  # a copy inside the artifact: it verifies wherever it is copied
             "inputs_sha256": sha256_file(golden.dir / "inputs.npz"),
             "outputs_sha256": sha256_file(golden.dir / "outputs.npz"),
-            "samples": int(len(next(iter(golden.inputs.values())))),
+            "samples": golden.samples,
             "reference": golden.meta.get("reference", "given"),
         },
     }
+
+
+# Keys a manifest must have for verify/bench/--from-artifact to use it: (dotted key, type).
+_REQUIRED = (("schema", int), ("status", str), ("precision", str), ("model", dict), ("model.name", str),
+             ("target", dict), ("target.name", str), ("engine", dict), ("engine.backend", str), ("engine.entry", str),
+             ("engine.files", list), ("files", list), ("golden", dict))
 
 
 def read_manifest(artifact: Path) -> dict[str, Any]:
@@ -363,35 +394,84 @@ def read_manifest(artifact: Path) -> dict[str, Any]:
     if not path.is_file():
         raise BadInput(f"{str(artifact)!r} is not an artifact directory (no {MANIFEST}).")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BadInput(f"{str(path)!r} is not valid JSON: {e}.") from None
+    if not isinstance(manifest, dict):
+        raise BadInput(f"{str(path)!r} is not a manifest: a JSON object was expected, found {type(manifest).__name__}.")
+    for key, typ in _REQUIRED:
+        value: Any = manifest
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if not isinstance(value, typ):
+            raise BadInput(f"{str(path)!r} lacks {key!r} ({typ.__name__}); was it written by model-compiler?")
+    for i, f in enumerate(manifest["files"]):
+        if not (isinstance(f, dict) and isinstance(f.get("path"), str) and isinstance(f.get("sha256"), str)):
+            raise BadInput(f"{str(path)!r}: files[{i}] must be {{\"path\", \"sha256\"}}.")
+        inside(artifact, f["path"], f"files[{i}].path", path)
+    return manifest
+
+
+def inside(artifact: Path, rel: str, key: str, manifest_path: Path) -> Path:
+    """`artifact/rel`, refusing a path that leaves the artifact (absolute, '..', a symlink out)."""
+    p = Path(rel)
+    target = (artifact / p).resolve()
+    if p.is_absolute() or ".." in p.parts or not target.is_relative_to(artifact.resolve()):
+        raise BadInput(f"{str(manifest_path)!r}: {key} = {rel!r} points outside the artifact; refusing to load it.")
+    return artifact / p
+
+
+def check_files(artifact: Path, manifest: dict[str, Any]) -> None:
+    for f in manifest["files"]:
+        p = artifact / f["path"]
+        if not p.is_file() or sha256_file(p) != f["sha256"]:
+            raise BadInput(f"artifact file {str(p)!r} is missing or differs from its sha256 in the manifest.")
+
+
+def artifact_golden(artifact: Path, manifest: dict[str, Any], golden_dir: Path | None = None) -> golden_mod.Golden:
+    """The artifact's own golden copy (or `golden_dir`), checked against the graph interface."""
+    if golden_dir is None:
+        golden_dir = inside(artifact, str(manifest["golden"].get("dir", ARTIFACT_GOLDEN)), "golden.dir", artifact / MANIFEST)
+        if not golden_dir.is_dir():
+            raise BadInput(f"{str(artifact)!r} carries no golden set ({ARTIFACT_GOLDEN}/; built by an older "
+                           "model-compiler?): pass --golden DIR or rebuild it.")
+    golden = golden_mod.Golden.load(golden_dir)
+    if "interface" in manifest:
+        golden.check_interface([irh.TensorInfo.from_dict(t) for t in manifest["interface"]["inputs"]],
+                               [irh.TensorInfo.from_dict(t) for t in manifest["interface"]["outputs"]])
+    return golden
 
 
 def load_artifact(artifact: Path, threads: int = 1, on_device: bool = False) -> tuple[dict[str, Any], Runner]:
     """The manifest and a runner for the engine of a built artifact (files checked by sha256)."""
     manifest = read_manifest(artifact)
-    for f in manifest["files"]:
-        p = artifact / f["path"]
-        if not p.is_file() or sha256_file(p) != f["sha256"]:
-            raise BadInput(f"artifact file {str(p)!r} is missing or differs from its sha256 in the manifest.")
+    check_files(artifact, manifest)
     profile = load_profile(manifest["target"]["name"])
     backend = get_backend(manifest["engine"]["backend"])
     avail = backend.available(profile)
     if not avail.can_run:
         raise ToolchainMissing(f"the {backend.name} engine in {str(artifact)!r} cannot run on this host: {avail.reason}.")
     engine = Engine.from_manifest(artifact, manifest["engine"])
+    for key, rel in (("engine.entry", engine.entry), ("engine.info.device_entry", engine.info.get("device_entry"))):
+        if rel is not None:
+            inside(artifact, str(rel), key, artifact / MANIFEST)
     return manifest, backend.load(engine.for_device() if on_device else engine, threads=threads)
 
 
 def verify(artifact: Path, golden_dir: Path | None = None, on_device: bool = False) -> ParityReport:
-    """Run the artifact's engine on golden inputs; `on_device` loads the device build (e.g. the
-    aarch64 library on the board) instead of this host's twin."""
+    """Run the artifact's engine on its own golden set (or `golden_dir`); `on_device` loads the
+    device build (e.g. the aarch64 library on the board) instead of this host's twin. Works from
+    any directory and after the artifact is moved: it needs nothing outside it."""
+    manifest = read_manifest(artifact)
+    golden = artifact_golden(artifact, manifest, golden_dir)
     manifest, runner = load_artifact(artifact, on_device=on_device)
-    golden = golden_mod.Golden.load(golden_dir or Path(manifest["golden"]["dir"]))
     spec = None
-    spec_path = manifest["model"].get("spec")
-    if spec_path and Path(spec_path).is_file():
-        spec = spec_mod.load_spec(Path(spec_path))
+    ref = manifest["model"].get("spec")
+    if ref:  # the labelled evaluation set is outside the artifact: used only when the same spec is here
+        try:
+            candidate = spec_mod.load_spec(spec_mod.MODELS_DIR.parent / ref)
+            spec = candidate if candidate.sha256 == manifest["model"].get("spec_sha256") else None
+        except BadInput:
+            spec = None
     with runner:
         return check_parity(runner, golden, spec, manifest["precision"], kinds=manifest["model"].get("outputs"))

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
+from compiler import interrupts
+
 
 class Progress:
     def __init__(self, stream: TextIO | None = None, quiet: bool = False):
@@ -24,5 +26,6 @@ class Progress:
             print(f"» {what} …", file=self.stream, flush=True)
         t0 = time.perf_counter()
         yield
+        interrupts.check()  # a signal some library swallowed during the step still ends the run
         if not self.quiet:
             print(f"  {what}: done in {time.perf_counter() - t0:.1f} s", file=self.stream, flush=True)

@@ -28,8 +28,8 @@ def render(manifest: dict[str, Any], parity: ParityReport | None) -> str:
         + (f" → {m['node_count']['final']} at {m['precision']}" if m['node_count'].get('final') not in (None, m['node_count']['optimized']) else "")
         + (f" (pipeline `{m['pipeline']['name']}`" + (", every pass verified" if m['pipeline']['verified_each_pass'] else "") + ")" if m.get("pipeline") else ""),
         *(["- fusions: " + ", ".join(f"{k} ×{v}" for k, v in m['pipeline']['fusions'].items())] if m.get("pipeline", {}).get("fusions") else []),
-        f"- golden: `{m['golden']['dir']}` ({m['golden']['samples']} real samples, reference {m['golden']['reference']})",
-        f"- build time: {m['build_seconds']:.1f} s",
+        f"- golden: `{m['golden']['dir']}/` inside this artifact ({m['golden']['samples']} real samples, reference {m['golden']['reference']})",
+        "- timings, host and input locations of this build: `build.json` (kept out of the content hash)",
         *([f"- verified with: {m['verified_with']}"] if m.get("verified_with") else []),
         "",
     ]
@@ -65,16 +65,16 @@ def render(manifest: dict[str, Any], parity: ParityReport | None) -> str:
         c = m["calibration"]
         lines += ["", "## Precision", "",
                   f"- calibrator: {c['calibrator']} on {c['samples']} calibration samples"
-                  + (f", preset `{c['preset']}`" if c.get("preset") else "") + f" ({c['seconds']:.1f} s)",
+                  + (f", preset `{c['preset']}`" if c.get("preset") else ""),
                   f"- nodes kept in float: {len(c['float_nodes'])}" + (": " + ", ".join(f"`{n}`" for n in c["float_nodes"]) if c["float_nodes"] else ""),
                   "- per-node reasons, ranges and fallback rounds: `calibration.json`"]
     if m.get("deferred"):
-        lines += ["", "## Deferred steps", ""]
+        lines += ["", "## Deferred steps", "", "`{artifact}` stands for this artifact's directory, wherever it has been copied.", ""]
         lines += [f"- **{d['step']}**: {d['reason']}" + (f"\n  `{d['command']}`" if d.get("command") else "") for d in m["deferred"]]
-    if m.get("passes"):
-        lines += ["", "## Passes (those that changed the model)", "", "| phase | pass | nodes before | after | seconds | fired |", "|---|---|---|---|---|---|"]
+    if any(p["modified"] for p in m.get("passes", [])):
+        lines += ["", "## Passes (those that changed the model)", "", "| phase | pass | nodes before | after | fired |", "|---|---|---|---|---|"]
         lines += [
-            f"| {p['phase']} | {p['name']} | {p['nodes_before']} | {p['nodes_after']} | {p['seconds']:.2f} | "
+            f"| {p['phase']} | {p['name']} | {p['nodes_before']} | {p['nodes_after']} | "
             + ", ".join(f"{k} ×{v}" for k, v in p.get("counts", {}).items()) + " |"
             for p in m["passes"] if p["modified"]
         ]

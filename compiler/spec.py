@@ -97,6 +97,7 @@ class ModelSpec:
     export: ExportSpec = ExportSpec()
     path: Path | None = None  # the spec file, or the model file
     sha256: str = ""
+    trust_pickle: bool = False  # --trust-pickle: a .pt2 may unpickle (run code) when loaded
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -109,8 +110,25 @@ class ModelSpec:
         return OutputKind.TENSOR
 
 
+def portable_path(path: Path) -> str:
+    """`path` relative to the project root when it lies inside it (the zoo's specs), so an
+    artifact does not record where this checkout happens to be; else as given."""
+    try:
+        return path.resolve().relative_to(MODELS_DIR.parent).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def resolve(arg: str) -> ModelSpec:
     """Turn a SPEC argument into a ModelSpec, or raise BadInput naming what is wrong."""
+    try:
+        return _resolve(arg)
+    except OSError as e:  # e.g. ENAMETOOLONG from stat() on an absurd argument
+        shown = arg if len(arg) <= 120 else arg[:100] + f"… ({len(arg)} characters)"
+        raise BadInput(f"model {shown!r} cannot be used: {e.strerror or e}.") from None
+
+
+def _resolve(arg: str) -> ModelSpec:
     path = Path(arg)
     if path.suffix == ".toml":
         return load_spec(path)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from compiler.artifacts import json_safe
 from compiler.tolerances import MetricTolerance, Tolerance
 
 SNR_CAP_DB = 200.0  # an exact match has infinite SNR; JSON has no infinity, so cap it
@@ -71,10 +72,12 @@ class ParityReport:
         return out
 
     def as_dict(self) -> dict:
+        """Strict JSON: a statistic that is NaN/Inf (non-finite engine output, shape mismatch)
+        becomes null; the output's `failures` say what happened."""
         d = {"passed": self.passed, "precision": self.precision, "outputs": {k: v.as_dict() for k, v in self.outputs.items()}}
         if self.metric is not None:
             d["metric"] = self.metric.as_dict()
-        return d
+        return json_safe(d)
 
 
 def _per_sample(a: np.ndarray) -> np.ndarray:
@@ -122,12 +125,16 @@ def topk_agreement(reference: np.ndarray, actual: np.ndarray, k: int = 1, min_co
     return float((act_topk == ref_top[:, None]).any(1).mean())
 
 
-def compare(name: str, reference: np.ndarray, actual: np.ndarray, tol: Tolerance) -> OutputParity:
-    """All statistics for one output, and which gates of `tol` it breaks."""
+def compare(name: str, reference: np.ndarray, actual: np.ndarray | None, tol: Tolerance) -> OutputParity:
+    """All statistics for one output, and which gates of `tol` it breaks (`actual` None: the
+    engine returned no such output)."""
     failures: list[str] = []
+    nan = float("nan")
+    if actual is None:
+        return OutputParity(name, nan, nan, nan, nan, None, tol, False, ["the engine returned no such output"])
+    actual = np.asarray(actual)
     if reference.shape != actual.shape:
-        failures.append(f"shape {actual.shape} differs from the golden {reference.shape}")
-        nan = float("nan")
+        failures.append(f"shape {tuple(actual.shape)} differs from the golden {tuple(reference.shape)}")
         return OutputParity(name, nan, nan, nan, nan, None, tol, False, failures)
     if not np.all(np.isfinite(actual)):
         failures.append(f"{int((~np.isfinite(actual)).sum())} non-finite value(s) (NaN/Inf) in the engine output")

@@ -25,6 +25,13 @@ class TensorInfo:
     dtype: np.dtype
     shape: tuple[int | str | None, ...] | None
 
+    def as_dict(self) -> dict:
+        return {"name": self.name, "dtype": self.dtype.name, "shape": None if self.shape is None else list(self.shape)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TensorInfo:
+        return cls(d["name"], np.dtype(d["dtype"]), None if d["shape"] is None else tuple(d["shape"]))
+
     def matches(self, array: np.ndarray) -> str | None:
         """None if `array` can feed/compare with this tensor, else why not."""
         if np.dtype(array.dtype) != self.dtype:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from compiler.cli import main
+from tests.conftest import artifact_content_files
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,7 +36,7 @@ def test_onnx_file_with_golden_dir_builds_and_verifies(tmp_path, tiny_onnx):
     parity = json.loads((out / "parity.json").read_text())
     assert parity["passed"] and parity["outputs"]["y"]["max_abs"] < 1e-5
     listed = {f["path"] for f in manifest["files"]}
-    assert listed == {p.name for p in out.iterdir()} - {"manifest.json"}
+    assert listed == artifact_content_files(out)
     assert main(["verify", "--artifact", str(out)]) == 0
 
 

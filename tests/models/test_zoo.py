@@ -12,6 +12,7 @@ from compiler import golden, spec
 from compiler.artifacts import sha256_file
 from compiler.bench import bench
 from compiler.cli import main
+from tests.conftest import artifact_content_files
 
 REPO = Path(__file__).resolve().parents[2]
 ZOO = ["digits-cnn", "efficientnet-lite0", "minilm-l6"]
@@ -82,12 +83,13 @@ def test_build_cpu_fp32_passes(name, gate, built):
         assert stats["cosine"] >= 0.9999
     for f in manifest["files"]:
         assert sha256_file(out / f["path"]) == f["sha256"]
-    assert {f["path"] for f in manifest["files"]} == {p.name for p in out.iterdir()} - {"manifest.json"}
+    assert {f["path"] for f in manifest["files"]} == artifact_content_files(out)
     nodes = manifest["node_count"]
     assert 0 < nodes["optimized"] <= nodes["exported"]
     assert manifest["pipeline"]["name"] == "default" and manifest["passes"]
     for rec in manifest["passes"]:
-        assert set(rec) >= {"name", "phase", "modified", "nodes_before", "nodes_after", "seconds"}
+        assert set(rec) >= {"name", "phase", "modified", "nodes_before", "nodes_after"}
+        assert "seconds" not in rec  # durations are volatile: build.json
     if name == "minilm-l6":  # the fusions the cpu target accepts fire on the real model
         fused = manifest["ops"]["optimized"]
         assert fused.get("com.microsoft::Attention") == 6 and fused.get("com.microsoft::SkipLayerNormalization") == 12
