@@ -49,7 +49,7 @@ class Ranges:
 
     def as_dict(self) -> dict[str, dict[str, float]]:
         out = {}
-        for name in self.data.keys():
+        for name in sorted(self.data.keys()):  # ORT fills it from a set: hash-seed order
             lo, hi = self.data[name].range_value
             out[name] = {"min": float(np.asarray(lo).min()), "max": float(np.asarray(hi).max())}
         return out

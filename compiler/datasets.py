@@ -255,9 +255,10 @@ def read_npz(path: Path, require_samples: bool = False) -> tuple[dict[str, np.nd
     if not path.is_file():
         raise BadInput(f"input file {str(path)!r} does not exist.")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if not hasattr(z, "files"):
-                raise ValueError("it holds a single array, not named arrays (use np.savez)")
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single array (.npy), not arrays keyed by name (np.savez)")
+        with z:
             feeds = {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
         raise BadInput(f"{str(path)!r} is not a readable .npz file: {e}.") from None

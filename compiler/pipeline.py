@@ -225,12 +225,21 @@ def build_best(model_arg: str, target: str, opts: BuildOptions = BuildOptions(),
     candidates: list[dict[str, Any]] = []
     with OutputSlot(out, log=progress.info) as slot:
         built: dict[str, BuildResult] = {}
+        refused: list[BadInput] = []
         for precision in profile.precisions:
             with progress.step(f"best: candidate {precision}"):
-                r = build(model_arg, target, dataclasses.replace(opts, precision=precision, out=slot.work / precision), progress)
+                try:
+                    r = build(model_arg, target, dataclasses.replace(opts, precision=precision, out=slot.work / precision), progress)
+                except BadInput as e:  # e.g. int8 without calibration data: that candidate only
+                    refused.append(e)
+                    candidates.append({"precision": precision, "passed": False, "failures": [f"not built: {e}"]})
+                    progress.info(f"best: {precision} not built: {e}")
+                    continue
             built[precision] = r
             candidates.append({"precision": precision, "passed": r.passed,
                                "failures": r.parity.failures() if r.parity is not None else []})
+        if not built:
+            raise refused[0]
         passing = [p for p in built if built[p].passed and built[p].parity is not None]
         if not passing:
             raise ParityFailure(f"no precision of target {target!r} passes the golden gate for {spec.name!r}: "

@@ -34,7 +34,7 @@ def test_rpi_builds_aarch64_library_and_verifies_the_host_twin(tmp_path, capsys)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "passed"
     (deferred,) = manifest["deferred"]
-    assert deferred["step"] == "verify-on-device" and deferred["command"] == f"python -m compiler verify --artifact {out} --on-device"
+    assert deferred["step"] == "verify-on-device" and deferred["command"] == "python -m compiler verify --artifact {artifact} --on-device"
     assert json.loads((out / "parity.json").read_text())["outputs"]["logits"]["max_abs"] <= 1e-4
     capsys.readouterr()
     assert main(["verify", "--artifact", str(out), "--on-device"]) == 3  # an aarch64 library cannot run here

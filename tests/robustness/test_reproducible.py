@@ -1,0 +1,44 @@
+"""Same inputs + same toolchain → byte-identical artifact files, except build.json (the one
+place for time, host, durations and input locations). The two builds run in separate processes
+with different PYTHONHASHSEED values, so nothing may follow set or hash order."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def _build(out: Path, target: str, precision: str, seed: str) -> None:
+    env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(REPO)}
+    r = subprocess.run([sys.executable, "-m", "compiler", "build", "--quiet", "--model", "digits-cnn", "--target", target,
+                        "--precision", precision, "--out", str(out)], cwd=REPO, env=env, capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, r.stderr
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("target, precision", [("cpu", "fp32"), ("cpu", "int8"), ("intel", "fp32")])
+def test_rebuild_is_byte_identical_but_for_build_json(tmp_path, target, precision):
+    a, b = tmp_path / "a" / "m", tmp_path / "b" / "m"
+    _build(a, target, precision, "1")
+    _build(b, target, precision, "2")
+    fa, fb = _files(a), _files(b)
+    assert set(fa) == set(fb)
+    differ = sorted(k for k in fa if fa[k] != fb[k])
+    assert differ in ([], ["build.json"]), f"differ between rebuilds: {differ}"
+    ma, mb = json.loads(fa["manifest.json"]), json.loads(fb["manifest.json"])
+    assert ma["content_sha256"] == mb["content_sha256"]
+    volatile = json.loads(fa["build.json"])
+    assert {"created", "host", "build_seconds", "pass_seconds"} <= set(volatile)
+    for key in ("created", "build_seconds", "seconds"):
+        assert key not in json.dumps(ma)
