@@ -172,3 +172,27 @@ def test_onnx_with_external_data_builds(tmp_path, tiny_onnx, capsys):
                  "--target", "cpu", "--golden", str(golden)])
     err = capsys.readouterr().err
     assert code == 2 and "m.onnx" in err and not (tmp_path / "out2").exists()
+
+
+def test_scalar_graph_input_builds(tmp_path, capsys):
+    """A 0-d graph input (one sample, no batch axis) builds and verifies; the sample count is 1."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])
+    s = helper.make_tensor_value_info("s", TensorProto.FLOAT, [])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])
+    model = helper.make_model(helper.make_graph([helper.make_node("Mul", ["x", "s"], ["y"])], "g", [x, s], [y]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "scalar.onnx"))
+    golden = tmp_path / "g"
+    golden.mkdir()
+    xs, ss = np.array([1.0, 2.0, 3.0], np.float32), np.array(2.0, np.float32)
+    np.savez(golden / "inputs.npz", x=xs, s=ss)
+    np.savez(golden / "outputs.npz", y=xs * ss)
+    code, out = _build(tmp_path, "--model", str(tmp_path / "scalar.onnx"), "--target", "cpu", "--golden", str(golden))
+    assert code == 0, capsys.readouterr().err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["golden"]["samples"] == 3 and manifest["interface"]["inputs"][1] == {"name": "s", "dtype": "float32", "shape": []}
+    assert main(["verify", "--artifact", str(out)]) == 0
