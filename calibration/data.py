@@ -17,10 +17,25 @@ from compiler.errors import BadInput
 from compiler.ir import TensorInfo
 
 
+def static_batch(graph_inputs: list[TensorInfo]) -> int | None:
+    """The batch size a graph was exported with when its batch axis is static (a factory model
+    exported from its example inputs): every batched input's dim 0 is that same number."""
+    dims = {t.shape[0] for t in graph_inputs if t.shape}
+    return dims.pop() if len(dims) == 1 and all(isinstance(d, int) for d in dims) else None
+
+
 def checked_batches(source: DataSource, graph_inputs: list[TensorInfo], samples: int, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
-    """Stream at most `samples` samples in batches, each checked against `graph_inputs`."""
+    """Stream at most `samples` samples in batches, each checked against `graph_inputs`. A graph
+    with a static batch axis gets batches of exactly that size (a remainder is dropped)."""
     seen = 0
+    fixed = static_batch(graph_inputs)
+    batch_size = fixed or batch_size
     for i, batch in enumerate(source.batches(batch_size, limit=samples)):
+        if fixed is not None and len(batch) != fixed:
+            if seen:
+                return  # the remainder cannot feed a fixed-batch graph
+            raise BadInput(f"calibration data ({source.describe()}) has {len(batch)} sample(s), fewer than the "
+                           f"graph's fixed batch of {fixed}.")
         feeds = {}
         for t in graph_inputs:
             if t.name not in batch.feeds:

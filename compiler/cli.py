@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--dump-ir", type=Path, metavar="DIR", help="write the model after each pass as DIR/NNN_<pass>.onnx")
     b.add_argument("--calibrator", choices=["minmax", "percentile", "entropy", "mse"],
                    help="int8 range method (default: the target preset's)")
+    b.add_argument("--calib", metavar="DATA", help="calibration data: an .npz keyed by input name, or "
+                   "package.module:factory returning {input: array} (replaces the spec's [calibration])")
     b.add_argument("--calib-samples", type=int, metavar="N", help="calibration samples (default: the spec's)")
     b.add_argument("--trust-pickle", action="store_true",
                    help="allow a .pt2 whose weights/inputs are pickled (loading it runs code from the file)")
@@ -116,7 +118,7 @@ def _run(args: argparse.Namespace) -> int:
         opts = pipeline.BuildOptions(
             precision=args.precision, out=args.out, golden_dir=args.golden, pipeline=args.pipeline,
             exporter=args.exporter, verify_passes=args.verify_passes, dump_ir=args.dump_ir,
-            calibrator=args.calibrator, calib_samples=args.calib_samples, trust_pickle=args.trust_pickle,
+            calibrator=args.calibrator, calib_samples=args.calib_samples, trust_pickle=args.trust_pickle, calib=args.calib,
         )
         if args.precision == "best":
             r = pipeline.build_best(args.model, args.target, opts, Progress(quiet=args.quiet))

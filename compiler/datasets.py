@@ -249,9 +249,8 @@ def _in_memory(result: Any) -> bool:
     return isinstance(result, Mapping) or (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], Mapping))
 
 
-def read_npz(path: Path, require_samples: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """Arrays of an .npz keyed by name; a ``labels`` array is split off. With
-    `require_samples`, the file must hold at least one array with at least one sample."""
+def read_npz(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Arrays of an .npz keyed by name; a ``labels`` array is split off."""
     if not path.is_file():
         raise BadInput(f"input file {str(path)!r} does not exist.")
     try:
@@ -263,12 +262,6 @@ def read_npz(path: Path, require_samples: bool = False) -> tuple[dict[str, np.nd
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
         raise BadInput(f"{str(path)!r} is not a readable .npz file: {e}.") from None
     labels = feeds.pop("labels", None)
-    if require_samples:
-        if not feeds:
-            raise BadInput(f"{str(path)!r} holds no arrays; expected one per graph input/output name.")
-        empty = [k for k, v in feeds.items() if v.ndim and v.shape[0] == 0]
-        if empty:
-            raise BadInput(f"{str(path)!r}: array(s) {empty} hold 0 samples.")
     return feeds, labels
 
 

@@ -23,6 +23,24 @@ class BadInput(CompilerError):
     exit_code = 2
 
 
+class ToolchainRefused(CompilerError):
+    """The target's toolchain rejects this model (cannot load, convert, compile or run it):
+    the message names the backend and, where its error names them, the node and op. Exit 2."""
+
+    exit_code = 2
+
+
+# Exceptions the runtimes raise for what they cannot do (pybind/nanobind classes live in the
+# library's own modules; native code also raises plain RuntimeError). Our own bugs (KeyError,
+# TypeError, AttributeError…) are not among them and stay exit 4.
+TOOLCHAIN_MODULES = ("onnxruntime", "openvino", "tvm", "tvm_ffi", "tensorrt", "polygraphy")
+
+
+def is_toolchain_exception(e: BaseException) -> bool:
+    module = type(e).__module__ or ""
+    return module.split(".")[0] in TOOLCHAIN_MODULES or type(e) is RuntimeError
+
+
 class ToolchainMissing(CompilerError):
     """The target's toolchain cannot compile on this host. Exit 3."""
 

@@ -44,8 +44,8 @@ class Golden:
         for name in ("inputs.npz", "outputs.npz"):
             if not (directory / name).is_file():
                 raise BadInput(f"golden directory {str(directory)!r} has no {name} (expected inputs.npz and outputs.npz keyed by graph input/output names).")
-        inputs, _ = read_npz(directory / "inputs.npz", require_samples=True)
-        outputs, _ = read_npz(directory / "outputs.npz", require_samples=True)
+        inputs, _ = read_npz(directory / "inputs.npz")
+        outputs, _ = read_npz(directory / "outputs.npz")
         meta_path = directory / "meta.json"
         meta = {}
         if meta_path.is_file():
@@ -68,6 +68,10 @@ class Golden:
     def check_interface(self, inputs: list[irh.TensorInfo], outputs: list[irh.TensorInfo]) -> None:
         _match("input", self.dir / "inputs.npz", self.inputs, inputs)
         _match("output", self.dir / "outputs.npz", self.outputs, outputs)
+        batched = [t.name for t in inputs if t.shape and not isinstance(t.shape[0], int)]
+        if batched and all(self.inputs[n].shape[0] == 0 for n in batched):
+            raise BadInput(f"golden inputs in {str(self.dir / 'inputs.npz')!r} hold 0 samples along the batch axis "
+                           f"of {batched}: they would verify nothing.")
 
     def copy_to(self, directory: Path) -> None:
         """The golden files an artifact carries so it verifies anywhere (same bytes)."""
@@ -125,18 +129,22 @@ def generate(spec: ModelSpec, out_dir: Path, inputs_npz: Path | None = None, log
         )
     slot = OutputSlot(out_dir, GOLDEN_KIND, log=log)
     slot.check()
+    torch.set_num_threads(1)
+    module, examples = frontend.load_torch(spec)
     if inputs_npz is not None:
-        feeds, _ = read_npz(inputs_npz, require_samples=True)
+        feeds, _ = read_npz(inputs_npz)
         samples = Samples(feeds, None, (f"arrays from {inputs_npz}",))
         source = f"npz {inputs_npz}"
     elif spec.golden is not None:
         samples = spec.golden.load()
         source = spec.golden.describe()
+    elif (feeds := frontend.example_feeds(module, examples, spec)) is not None:
+        samples = Samples(feeds, None, ("the factory's example inputs",))
+        source = f"example inputs returned by {spec.source}"
     else:
-        raise BadInput(f"model {spec.name!r} names no golden inputs ([golden] in its spec); pass --inputs NPZ.")
-    torch.set_num_threads(1)
-    module, _ = frontend.load_torch(spec)
-    in_names = frontend.input_names_of(module, None, spec)
+        raise BadInput(f"model {spec.name!r} names no golden inputs ([golden] in its spec, or example inputs "
+                       "returned by its factory); pass --inputs NPZ.")
+    in_names = frontend.input_names_of(module, examples, spec)
     missing = [n for n in in_names if n not in samples.feeds]
     if missing:
         raise BadInput(f"golden inputs lack {missing}; the model takes {list(in_names)}, got {sorted(samples.feeds)}.")

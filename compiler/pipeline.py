@@ -7,13 +7,16 @@ runs before anything is written; the artifact is assembled in a temp dir and ren
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import importlib.metadata
 import json
 import os
 import platform
+import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +28,9 @@ from calibration import precision as precision_mod
 from calibration import trt_cache
 from calibration.fallback import Gate
 
-from compiler import frontend, golden as golden_mod, ir as irh, report as report_mod, spec as spec_mod
+from compiler import frontend, interrupts, golden as golden_mod, ir as irh, report as report_mod, spec as spec_mod
 from compiler.artifacts import MANIFEST, VOLATILE, OutputSlot, content_sha256, file_table, sha256_file, write_json
-from compiler.errors import BadInput, ParityFailure, ToolchainMissing
+from compiler.errors import BadInput, CompilerError, ParityFailure, ToolchainMissing, ToolchainRefused, is_toolchain_exception
 from compiler.passes import PassContext, get_pipeline
 from compiler.passes.manager import DumpIR, GoldenCheck
 from compiler.passes.manager import run as run_passes
@@ -78,6 +81,7 @@ class BuildOptions:
     calibrator: str | None = None  # overrides the target preset's
     calib_samples: int | None = None  # overrides the spec's
     trust_pickle: bool = False  # a .pt2 may unpickle when loaded (runs code from the file)
+    calib: str | None = None  # --calib: an .npz or package.module:factory (replaces the spec's)
 
 
 def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), progress: Progress | None = None) -> BuildResult:
@@ -92,11 +96,20 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
         check_precision(precision)
     precision = profile.check_precision(precision)
     spec = dataclasses.replace(spec_mod.resolve(model_arg), trust_pickle=opts.trust_pickle)
+    if opts.calib is not None:
+        spec = dataclasses.replace(spec, calibration=spec_mod.calib_from_cli(opts.calib))
     if opts.calib_samples is not None:
         if opts.calib_samples < 1:
             raise BadInput(f"--calib-samples must be ≥ 1, got {opts.calib_samples}.")
         if spec.calibration is not None:
             spec = dataclasses.replace(spec, calibration=dataclasses.replace(spec.calibration, samples=opts.calib_samples))
+    if precision == "int8" and spec.calibration is None:
+        raise BadInput(
+            f"int8 for {spec.name!r} needs calibration data and {'its spec names none' if spec.path and spec.path.suffix == '.toml' else 'none was given'}: "
+            "pass --calib DATA (an .npz keyed by input name, or package.module:factory returning {input: array}) "
+            f"or add a [calibration] table to a spec TOML; or choose another --precision (target {profile.name!r} allows "
+            f"{', '.join(profile.precisions)})."
+        )
     if opts.exporter is not None:
         spec = dataclasses.replace(spec, export=dataclasses.replace(spec.export, exporter=spec_mod.Exporter(opts.exporter)))
     backend = get_backend(profile.backend)
@@ -155,17 +168,18 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
             write_json(tmp / "calibration.json", precision_result.stats)
             if precision_result.ranges is not None and precision == "int8":
                 trt_cache.write(precision_result.ranges, tmp / "calibration.cache")
-        with progress.step(f"compile: {profile.backend} ({precision})"):
+        with progress.step(f"compile: {profile.backend} ({precision})"), toolchain_step(backend.name, "compile", model):
             engine = backend.compile(model, tmp / MODEL_FILE, profile, precision, tmp)
         parity, verified_with = None, None
         runner = None
-        if avail.can_run:
-            runner, verified_with = backend.load(engine, threads=int(profile.option("intra_op_num_threads", 1))), "engine"
-        elif (runner := backend.host_check(engine)) is not None:
-            verified_with = f"host-side check: {engine.info.get('host_check', 'see backend')}; engine verification deferred"
+        with toolchain_step(backend.name, "load the engine of", model):
+            if avail.can_run:
+                runner, verified_with = backend.load(engine, threads=int(profile.option("intra_op_num_threads", 1))), "engine"
+            elif (runner := backend.host_check(engine)) is not None:
+                verified_with = f"host-side check: {engine.info.get('host_check', 'see backend')}; engine verification deferred"
         if runner is not None:
             label = "engine" if verified_with == "engine" else "host-side check, engine deferred"
-            with progress.step(f"verify against golden ({label})"), runner:
+            with progress.step(f"verify against golden ({label})"), runner, toolchain_step(backend.name, "run", model):
                 parity = check_parity(runner, golden, spec, precision)
             progress.info("PASSED" if parity.passed else "FAILED: " + "; ".join(parity.failures()))
         status = "unverified" if parity is None else ("passed" if parity.passed else "failed")
@@ -189,6 +203,26 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
         installed = slot.install(tmp, failed=status == "failed")
     progress.info(f"artifact: {installed}/ ({status})")
     return BuildResult(installed, parity is None or parity.passed, parity, manifest)
+
+
+@contextlib.contextmanager
+def toolchain_step(backend: str, action: str, model: ir.Model) -> Iterator[None]:
+    """Turn a runtime's own refusal (an exception from its library, or a native RuntimeError)
+    into exit 2 naming the backend and the nodes/ops its message mentions."""
+    try:
+        yield
+    except Exception as e:
+        interrupts.check()
+        if isinstance(e, CompilerError) or not is_toolchain_exception(e):
+            raise
+        text = " ".join(str(e).split())
+        ops = sorted({n.op_type for n in model.graph if re.search(rf"\b{re.escape(n.op_type)}\b", text)})
+        nodes = sorted({n.name for n in model.graph if n.name and len(n.name) > 2 and n.name in text})[:5]
+        named = "; ".join(x for x in (f"op {', '.join(ops)}" if ops else "", f"node {', '.join(nodes)}" if nodes else "") if x)
+        first = re.sub(r"\x1b\[[0-9;]*m", "", text)
+        first = first[:500] + ("…" if len(first) > 500 else "")
+        raise ToolchainRefused(f"{backend} cannot {action} this model" + (f" ({named})" if named else "")
+                               + f": {type(e).__name__}: {first}") from None
 
 
 def volatile_facts(extra: dict[str, Any]) -> dict[str, Any]:

@@ -110,6 +110,20 @@ class ModelSpec:
         return OutputKind.TENSOR
 
 
+def calib_from_cli(ref: str) -> CalibSpec:
+    """``--calib``: an .npz of arrays keyed by input name, or ``package.module:factory``
+    returning ``{input: array}`` (or an iterator of such batches)."""
+    from compiler.datasets import NpzSource, PythonSource
+
+    if ref.endswith(".npz"):
+        if not Path(ref).is_file():
+            raise BadInput(f"--calib {ref!r} does not exist.")
+        return CalibSpec(NpzSource(path=Path(ref)))
+    if ":" in ref:
+        return CalibSpec(PythonSource(factory=ref))
+    raise BadInput(f"--calib {ref!r} must be an .npz file or package.module:factory.")
+
+
 def portable_path(path: Path) -> str:
     """`path` relative to the project root when it lies inside it (the zoo's specs), so an
     artifact does not record where this checkout happens to be; else as given."""

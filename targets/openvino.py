@@ -91,15 +91,29 @@ class OpenVinoBackend(Backend):
 
 
 def bind_ports(ports, graph_names: list[str], kind: str, path: Path) -> dict[str, object]:
-    """{graph name: port}: each port is found by the graph's name among the port's names."""
+    """{graph name: port}, each port found by the graph's name among the port's names.
+
+    OpenVINO can drop a graph input the model does not use (no port: it is not fed), and when
+    it folds an input straight into an output the port keeps only the output's name; a single
+    unmatched input and a single unmatched port are then the same tensor. Anything else that
+    does not match is an error naming the ports."""
     out: dict[str, object] = {}
+    unmatched = []
     for name in graph_names:
         found = [p for p in ports if name in p.get_names()]
-        if len(found) != 1:
-            have = [sorted(p.get_names()) for p in ports]
-            raise CompilerError(f"OpenVINO model {str(path)!r}: graph {kind} {name!r} matches {len(found)} of its "
-                                f"ports (port names {have}).")
-        out[name] = found[0]
+        if len(found) > 1:
+            raise CompilerError(f"OpenVINO model {str(path)!r}: graph {kind} {name!r} matches {len(found)} of its ports.")
+        if found:
+            out[name] = found[0]
+        else:
+            unmatched.append(name)
+    free = [p for p in ports if all(p is not q for q in out.values()) and not any(n in graph_names for n in p.get_names())]
+    if len(unmatched) == 1 and len(free) == 1:
+        out[unmatched[0]] = free[0]
+    elif unmatched and (kind == "output" or free):
+        have = [sorted(p.get_names()) for p in ports]
+        raise CompilerError(f"OpenVINO model {str(path)!r}: graph {kind}(s) {unmatched} match none of its ports "
+                            f"(port names {have}).")
     return out
 
 
@@ -111,7 +125,7 @@ class OvRunner(Runner):
         self.request = self.compiled.create_infer_request()
         self.inputs = bind_ports(self.compiled.inputs, inputs, "input", path)
         self.outputs = bind_ports(self.compiled.outputs, outputs, "output", path)
-        self.input_names, self.output_names = tuple(inputs), tuple(outputs)
+        self.input_names, self.output_names = tuple(self.inputs), tuple(outputs)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         res = self.request.infer({port: feeds[n] for n, port in self.inputs.items()})

@@ -8,6 +8,11 @@ The Dropout rewrite is ours: onnxscript's dropout rules match the attribute form
 while exports at opset ≥ 12 carry ratio and training_mode as (optional) inputs. Dropout is the
 identity whenever training_mode is absent or constant false, whatever the ratio, provided its
 mask output is unused.
+
+onnx-ir's IdentityElimination also removes ``y = Identity(x)`` when both x and y are outputs of
+the same graph (a Scan/Loop body that emits its state and a copy of it): the graph then returns
+one value twice under one name and the body's interface breaks (ONNX's test_scan_sum gave
+garbage in ONNX Runtime). `_SafeIdentityElimination` keeps such nodes.
 """
 
 from __future__ import annotations
@@ -40,6 +45,14 @@ def _remove_inference_dropout(model: ir.Model) -> int:
     return count
 
 
+class _SafeIdentityElimination(IdentityEliminationPass):
+    def _try_eliminate_identity_node(self, node: ir.Node) -> bool:
+        if (node.op_type == "Identity" and node.domain == "" and len(node.inputs) == 1 and node.inputs[0] is not None
+                and node.outputs[0].is_graph_output() and node.inputs[0].is_graph_output()):
+            return False
+        return super()._try_eliminate_identity_node(node)
+
+
 @register_pass
 class IdentityDropout(Pass):
     name = "identity_dropout"
@@ -49,6 +62,6 @@ class IdentityDropout(Pass):
         counts = {"dropout": _remove_inference_dropout(model)}
         counts.update(rule_counts(_no_op.rules.rules, model, names=lambda r: "arith_no_op"))
         before = len(model.graph)
-        IdentityEliminationPass()(model)
+        _SafeIdentityElimination()(model)
         counts["identity"] = before - len(model.graph) - counts.get("arith_no_op", 0)
         return result(model, counts)
