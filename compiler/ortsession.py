@@ -28,7 +28,7 @@ def options(threads: int = 1, level: str = "all") -> ort.SessionOptions:
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.graph_optimization_level = LEVELS[level]
-    so.log_severity_level = 3
+    so.log_severity_level = 4  # errors reach us as exceptions (named in our message); no duplicate log lines
     return so
 
 

@@ -26,6 +26,7 @@ class FusionResult(ir.passes.PassResult):
     """A PassResult with how many times each rule fired."""
 
     counts: dict[str, int] = field(default_factory=dict)
+    declined: list[str] = field(default_factory=list)  # why a fusion that matched was not applied
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,8 @@ class Recorder:
         }
         if isinstance(result, FusionResult) and result.counts:
             rec["counts"] = dict(result.counts)
+        if isinstance(result, FusionResult) and result.declined:
+            rec["declined"] = list(result.declined)
         self.records.append(rec)
 
     def fusion_totals(self) -> dict[str, int]:
