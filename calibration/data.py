@@ -17,10 +17,11 @@ from compiler.errors import BadInput
 from compiler.ir import TensorInfo
 
 
-def static_batch(graph_inputs: list[TensorInfo]) -> int | None:
+def static_batch(graph_inputs: list[TensorInfo], axes: dict[str, int] | None = None) -> int | None:
     """The batch size a graph was exported with when its batch axis is static (a factory model
-    exported from its example inputs): every batched input's dim 0 is that same number."""
-    dims = {t.shape[0] for t in graph_inputs if t.shape}
+    exported from its example inputs): every batched input's batch dim is that same number."""
+    axes = axes or {}
+    dims = {t.shape[axes.get(t.name, 0)] for t in graph_inputs if t.shape}
     return dims.pop() if len(dims) == 1 and all(isinstance(d, int) for d in dims) else None
 
 
@@ -28,7 +29,7 @@ def checked_batches(source: DataSource, graph_inputs: list[TensorInfo], samples:
     """Stream at most `samples` samples in batches, each checked against `graph_inputs`. A graph
     with a static batch axis gets batches of exactly that size (a remainder is dropped)."""
     seen = 0
-    fixed = static_batch(graph_inputs)
+    fixed = static_batch(graph_inputs, dict(source.batch_axes))
     batch_size = fixed or batch_size
     for i, batch in enumerate(source.batches(batch_size, limit=samples)):
         if fixed is not None and len(batch) != fixed:
@@ -50,7 +51,7 @@ def checked_batches(source: DataSource, graph_inputs: list[TensorInfo], samples:
                 bad = int((~np.isfinite(a)).sum())
                 raise BadInput(f"calibration input {t.name!r} in batch {i} ({source.describe()}) holds {bad} NaN/Inf value(s).")
             feeds[t.name] = a
-        seen += len(next(iter(feeds.values())))
+        seen += len(batch)
         yield feeds
         if seen >= samples:
             return

@@ -40,9 +40,28 @@ class Samples:
     feeds: dict[str, np.ndarray]
     labels: np.ndarray | None = None
     descriptions: tuple[str, ...] = ()
+    axes: Mapping[str, int] = field(default_factory=dict)  # batch axis per input; 0 if absent
+
+    def axis(self, name: str) -> int:
+        return self.axes.get(name, 0)
 
     def __len__(self) -> int:
-        return len(next(iter(self.feeds.values())))
+        name, v = next(iter(self.feeds.items()))
+        return int(v.shape[self.axis(name)]) if v.ndim else 1
+
+    def take(self, start: int, stop: int) -> Samples:
+        """Samples [start, stop) along each input's batch axis."""
+        return Samples(
+            {k: along(v, self.axis(k), start, stop) for k, v in self.feeds.items()},
+            None if self.labels is None else self.labels[start:stop],
+            self.descriptions[start:stop],
+            self.axes,
+        )
+
+
+def along(a: np.ndarray, axis: int, start: int, stop: int | None) -> np.ndarray:
+    """`a[start:stop]` along `axis` (recurrent state is (layers, batch, hidden): axis 1)."""
+    return a[(slice(None),) * axis + (slice(start, stop),)] if a.ndim else a
 
 
 @dataclass(frozen=True)
@@ -50,6 +69,8 @@ class DataSource:
     """Base: `load()` returns every sample as one batch; `batches(n)` streams them."""
 
     input_names: tuple[str, ...] = field(default=(), compare=False)
+    # (input, axis) where an input's batch axis is not 0, from the spec's named dims
+    batch_axes: tuple[tuple[str, int], ...] = field(default=(), compare=False)
 
     def load(self) -> Samples:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -65,12 +86,7 @@ class DataSource:
 def _slices(samples: Samples, batch_size: int, limit: int | None) -> Iterator[Samples]:
     total = len(samples) if limit is None else min(limit, len(samples))
     for start in range(0, total, batch_size):
-        stop = min(start + batch_size, total)
-        yield Samples(
-            {k: v[start:stop] for k, v in samples.feeds.items()},
-            None if samples.labels is None else samples.labels[start:stop],
-            samples.descriptions[start:stop],
-        )
+        yield samples.take(start, min(start + batch_size, total))
 
 
 @dataclass(frozen=True)
@@ -174,7 +190,7 @@ class NpzSource(DataSource):
 
     def load(self) -> Samples:
         feeds, labels = read_npz(self.path)
-        return Samples(feeds, labels, ())
+        return Samples(feeds, labels, (), dict(self.batch_axes))
 
     def describe(self) -> str:
         return f"arrays from {self.path}"
@@ -193,6 +209,11 @@ class PythonSource(DataSource):
             yield from _slices(self._samples(result), batch_size, limit)
             return
         limit = limit if limit is not None else self.limit
+        axes = dict(self.batch_axes)
+
+        def cat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+            return {k: np.concatenate([q[k] for q in parts], axis=axes.get(k, 0)) for k in parts[0]}
+
         seen = 0
         pending: list[dict[str, np.ndarray]] = []
         count = 0
@@ -202,26 +223,25 @@ class PythonSource(DataSource):
                 raise BadInput(f"data factory {self.factory!r} yielded {type(feeds).__name__}; expected {{input_name: array}}.")
             feeds = {k: np.asarray(v) for k, v in feeds.items()}
             pending.append(feeds)
-            count += len(next(iter(feeds.values())))
+            count += len(Samples(feeds, axes=axes))
             while count >= batch_size or (limit is not None and seen + count >= limit):
-                merged = {k: np.concatenate([p[k] for p in pending]) for k in pending[0]}
+                merged = Samples(cat(pending), axes=axes)
                 take = min(batch_size, count, (limit - seen) if limit is not None else count)
-                yield Samples({k: v[:take] for k, v in merged.items()})
+                yield merged.take(0, take)
                 seen += take
-                rest = {k: v[take:] for k, v in merged.items()}
+                rest = merged.take(take, None).feeds
                 count -= take
                 pending = [rest] if count else []
                 if limit is not None and seen >= limit:
                     return
         if count and (limit is None or seen < limit):
-            merged = {k: np.concatenate([p[k] for p in pending]) for k in pending[0]}
-            yield Samples(merged)
+            yield Samples(cat(pending), axes=axes)
 
     def load(self) -> Samples:
         result = call_factory(self.factory, "data factory")
         if not _in_memory(result):
             parts = list(self.batches(1 << 30))
-            return Samples({k: np.concatenate([p.feeds[k] for p in parts]) for k in parts[0].feeds}) if parts else Samples({})
+            return parts[0] if parts else Samples({})
         return self._samples(result)
 
     def _samples(self, result: Any) -> Samples:
@@ -233,11 +253,9 @@ class PythonSource(DataSource):
                 f"data factory {self.factory!r} returned {type(result).__name__}; expected "
                 "{input_name: array} or ({input_name: array}, labels)."
             )
-        feeds = {k: np.asarray(v) for k, v in result.items()}
-        if self.limit is not None:
-            feeds = {k: v[: self.limit] for k, v in feeds.items()}
-            labels = None if labels is None else labels[: self.limit]
-        return Samples(feeds, None if labels is None else np.asarray(labels), ())
+        samples = Samples({k: np.asarray(v) for k, v in result.items()}, None if labels is None else np.asarray(labels),
+                          (), dict(self.batch_axes))
+        return samples.take(0, self.limit) if self.limit is not None else samples
 
     def describe(self) -> str:
         limit = f" (first {self.limit})" if self.limit else ""
@@ -281,7 +299,8 @@ def resolve_file_ref(ref: str, base_dir: Path) -> Path:
     return path
 
 
-def parse_source(table: Table, input_names: tuple[str, ...], base_dir: Path) -> DataSource:
+def parse_source(table: Table, input_names: tuple[str, ...], base_dir: Path,
+                 batch_axes: tuple[tuple[str, int], ...] = ()) -> DataSource:
     """Build a DataSource from a spec table (``[golden]``, ``[evaluation]``…), strictly."""
     kind = table.choice("source", ["images", "sentences", "npz", "python"])
     if kind == "images":
@@ -306,10 +325,10 @@ def parse_source(table: Table, input_names: tuple[str, ...], base_dir: Path) -> 
         )
     elif kind == "npz":
         path = Path(table.req("path", str))
-        src = NpzSource(input_names=input_names, path=path if path.is_absolute() else base_dir / path)
+        src = NpzSource(input_names=input_names, batch_axes=batch_axes, path=path if path.is_absolute() else base_dir / path)
     else:
         src = PythonSource(
-            input_names=input_names, factory=table.req("factory", str), limit=table.opt("limit", int)
+            input_names=input_names, batch_axes=batch_axes, factory=table.req("factory", str), limit=table.opt("limit", int)
         )
     return src
 

@@ -97,7 +97,7 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
     precision = profile.check_precision(precision)
     spec = dataclasses.replace(spec_mod.resolve(model_arg), trust_pickle=opts.trust_pickle)
     if opts.calib is not None:
-        spec = dataclasses.replace(spec, calibration=spec_mod.calib_from_cli(opts.calib))
+        spec = dataclasses.replace(spec, calibration=spec_mod.calib_from_cli(opts.calib, spec.batch_axes))
     if opts.calib_samples is not None:
         if opts.calib_samples < 1:
             raise BadInput(f"--calib-samples must be ≥ 1, got {opts.calib_samples}.")

@@ -103,6 +103,10 @@ class ModelSpec:
     def input_names(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.inputs)
 
+    @property
+    def batch_axes(self) -> tuple[tuple[str, int], ...]:
+        return batch_axes(self.inputs)
+
     def output_kind(self, name: str) -> OutputKind:
         for o in self.outputs:
             if o.name == name:
@@ -110,7 +114,20 @@ class ModelSpec:
         return OutputKind.TENSOR
 
 
-def calib_from_cli(ref: str) -> CalibSpec:
+def batch_axes(inputs: tuple[TensorSpec, ...]) -> tuple[tuple[str, int], ...]:
+    """(input, axis) for inputs whose batch axis is not 0. The batch dim is the one named
+    "batch", else the first input's leading named dim; an input without it keeps axis 0.
+    Recurrent state declared as ["layers", "batch", "hidden"] is then sliced on axis 1."""
+    names = [d for t in inputs for d in t.shape if isinstance(d, str)]
+    if not names:
+        return ()
+    batch = "batch" if "batch" in names else (inputs[0].shape[0] if inputs and isinstance(inputs[0].shape[0], str) else None)
+    if batch is None:
+        return ()
+    return tuple((t.name, t.shape.index(batch)) for t in inputs if batch in t.shape and t.shape.index(batch) != 0)
+
+
+def calib_from_cli(ref: str, axes: tuple[tuple[str, int], ...] = ()) -> CalibSpec:
     """``--calib``: an .npz of arrays keyed by input name, or ``package.module:factory``
     returning ``{input: array}`` (or an iterator of such batches)."""
     from compiler.datasets import NpzSource, PythonSource
@@ -118,9 +135,9 @@ def calib_from_cli(ref: str) -> CalibSpec:
     if ref.endswith(".npz"):
         if not Path(ref).is_file():
             raise BadInput(f"--calib {ref!r} does not exist.")
-        return CalibSpec(NpzSource(path=Path(ref)))
+        return CalibSpec(NpzSource(path=Path(ref), batch_axes=axes))
     if ":" in ref:
-        return CalibSpec(PythonSource(factory=ref))
+        return CalibSpec(PythonSource(factory=ref, batch_axes=axes))
     raise BadInput(f"--calib {ref!r} must be an .npz file or package.module:factory.")
 
 
@@ -197,6 +214,7 @@ def load_spec(path: Path) -> ModelSpec:
         outputs.append(OutputSpec(ot.req("name", str), OutputKind(ot.choice("kind", [k.value for k in OutputKind], "tensor"))))
         ot.done()
     input_names = tuple(i.name for i in inputs)
+    axes = batch_axes(inputs)
 
     export = ExportSpec()
     if (et := t.sub("export")) is not None:
@@ -205,14 +223,14 @@ def load_spec(path: Path) -> ModelSpec:
 
     golden = None
     if (gt := t.sub("golden")) is not None:
-        golden = parse_source(gt, input_names, base)
+        golden = parse_source(gt, input_names, base, axes)
         gt.done()
 
     evaluation = None
     if (vt := t.sub("evaluation")) is not None:
         metric = vt.choice("metric", ["top1"], "top1")
         output = vt.opt("output", str, outputs[0].name if outputs else "")
-        evaluation = EvalSpec(parse_source(vt, input_names, base), metric, output)
+        evaluation = EvalSpec(parse_source(vt, input_names, base, axes), metric, output)
         vt.done()
 
     calibration = None
@@ -221,7 +239,7 @@ def load_spec(path: Path) -> ModelSpec:
         batch = ct.opt("batch_size", int, 16)
         if samples < 1 or batch < 1:
             raise BadInput(f"{ct.where}: samples and batch_size must be ≥ 1 (got {samples}, {batch}).")
-        calibration = CalibSpec(parse_source(ct, input_names, base), samples, batch)
+        calibration = CalibSpec(parse_source(ct, input_names, base, axes), samples, batch)
         ct.done()
     t.done()
     return ModelSpec(

@@ -140,3 +140,31 @@ def calib_images():
     import numpy as np
 
     return {"x": np.random.default_rng(7).standard_normal((16, 3, 32, 32)).astype(np.float32)}
+
+
+class _GruWithState(torch.nn.Module):
+    """A GRU that takes and returns its state: h is (layers, batch, hidden) — batch on axis 1."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.gru = torch.nn.GRU(8, 16, batch_first=True)
+        self.head = torch.nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor):
+        y, h_next = self.gru(x, h)
+        return self.head(y[:, -1]), h_next
+
+
+def gru_with_state():
+    g = torch.Generator().manual_seed(0)
+    return _GruWithState().eval(), (torch.randn(2, 10, 8, generator=g), torch.randn(1, 2, 16, generator=g))
+
+
+def gru_state_data():
+    """Real-shaped sequences and states for golden/calibration: x (N, 10, 8), h (1, N, 16)."""
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    return {"x": rng.standard_normal((24, 10, 8)).astype(np.float32),
+            "h": (0.5 * rng.standard_normal((1, 24, 16))).astype(np.float32)}

@@ -13,8 +13,12 @@ in the LocalBuilder, or the FFI segfaults (../shared/TOOLCHAINS.md).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import platform
+import re
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +26,29 @@ import onnx
 import onnx_ir as ir
 
 from compiler import ir as irh
-from compiler.errors import BadInput, ToolchainMissing
+from compiler import interrupts
+from compiler.errors import ToolchainMissing, ToolchainRefused
 from compiler.profile import TargetProfile
 from targets.base import Availability, Backend, Deferred, Engine, Runner
 from targets.registry import register
 
 DEVICE_LIB, HOST_LIB = "model.so", "model.host.so"
 _ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """TVM's C++ side writes warnings ("BlockBuilder destroyed with remaining blocks!") straight to
+    fd 2 when an import fails, after our error line; hold them back (they repeat the exception)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _target_spec(profile: TargetProfile) -> dict:
@@ -72,14 +92,19 @@ class TvmBackend(Backend):
         import tvm
         from tvm.relax.frontend.onnx import from_onnx
 
+        proto = onnx.load(str(model_path))
         try:
-            mod = from_onnx(onnx.load(str(model_path)), keep_params_in_input=False)
-        except Exception as e:  # noqa: BLE001 - TVM raises InternalError/TVMError/ValueError
-            first = next((ln for ln in str(e).splitlines() if "Check failed" in ln or "Error" in ln), str(e).splitlines()[0] if str(e) else "")
-            raise BadInput(
-                f"TVM {tvm.__version__}'s Relax ONNX frontend cannot import {model_path.name} "
-                f"({type(e).__name__}: {first.strip()[:300]}). Known for graphs whose dynamic dims flow "
-                "into Reshape (e.g. MiniLM with dynamic batch and sequence)."
+            with _quiet_native_stderr():
+                mod = from_onnx(proto, keep_params_in_input=False)
+        except Exception as e:  # noqa: BLE001 - TVM raises InternalError/TVMError/ValueError/KeyError…
+            interrupts.check()
+            text = str(e)
+            first = next((ln for ln in text.splitlines() if "Check failed" in ln or "Error" in ln or "not supported" in ln),
+                         text.splitlines()[0] if text else type(e).__name__)
+            ops = sorted({n.op_type for n in proto.graph.node if re.search(rf"\b{re.escape(n.op_type)}\b", text)})
+            raise ToolchainRefused(
+                f"TVM {tvm.__version__}'s Relax ONNX frontend cannot import {model_path.name}"
+                + (f" (op {', '.join(ops)})" if ops else "") + f": {type(e).__name__}: {first.strip()[:300]}"
             ) from None
         spec = _target_spec(profile)
         arch = _target_arch(profile)
@@ -128,6 +153,7 @@ class TvmRunner(Runner):
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import tvm
 
-        out = self.vm["main"](*(tvm.runtime.tensor(np.ascontiguousarray(feeds[n])) for n in self.input_names))
+        # np.array, not ascontiguousarray: the latter turns a 0-d (scalar) input into 1-d
+        out = self.vm["main"](*(tvm.runtime.tensor(np.array(feeds[n], order="C")) for n in self.input_names))
         outs = [out] if hasattr(out, "numpy") else list(out)
         return {n: o.numpy() for n, o in zip(self.output_names, outs)}
