@@ -21,6 +21,9 @@ LEVELS = {
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
 CPU = "CPUExecutionProvider"
+# Sessions ORT's own tools create (the quantizer, calibrators) use the default logger: without
+# this, int8 builds printed hundreds of coloured "Removing initializer" warnings.
+ort.set_default_logger_severity(3)
 
 
 def options(threads: int = 1, level: str = "all") -> ort.SessionOptions:
