@@ -1,8 +1,11 @@
 """Orchestration: spec → frontend → passes → backend → verify → artifact directory.
 
 The only module (with the CLI) that imports every layer. Everything that can reject the input
-runs before anything is written; the artifact is assembled in a temp dir and renamed into
-``build/<target>/<model>/`` when complete (marked failed if parity fails).
+runs before anything is written; the output path is then held (`artifacts.OutputSlot`: only
+our artifacts are replaced, one writer at a time, atomic swap, a failed result never replaces a
+passed one) and the artifact is assembled beside it, with its own copy of the golden set, and
+swapped in when complete. A runtime's refusal of the model is exit 2 naming backend, op and node
+(`toolchain_step`).
 """
 
 from __future__ import annotations
@@ -104,11 +107,12 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
         if spec.calibration is not None:
             spec = dataclasses.replace(spec, calibration=dataclasses.replace(spec.calibration, samples=opts.calib_samples))
     if precision == "int8" and spec.calibration is None:
+        toml = repr(str(spec.path)) if spec.path and spec.path.suffix == ".toml" else None
         raise BadInput(
-            f"int8 for {spec.name!r} needs calibration data and {'its spec names none' if spec.path and spec.path.suffix == '.toml' else 'none was given'}: "
-            "pass --calib DATA (an .npz keyed by input name, or package.module:factory returning {input: array}) "
-            f"or add a [calibration] table to a spec TOML; or choose another --precision (target {profile.name!r} allows "
-            f"{', '.join(profile.precisions)})."
+            f"int8 for {spec.name!r} needs calibration data and " + (f"{toml} names none" if toml else "none was given")
+            + ": pass --calib DATA (an .npz keyed by input name, or package.module:factory returning {input: array}) "
+            f"or add a [calibration] table to {toml or 'a spec TOML'}; or choose another --precision "
+            f"(target {profile.name!r} allows {', '.join(profile.precisions)})."
         )
     if opts.exporter is not None:
         spec = dataclasses.replace(spec, export=dataclasses.replace(spec.export, exporter=spec_mod.Exporter(opts.exporter)))

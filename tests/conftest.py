@@ -40,21 +40,25 @@ def tiny_factory():
     return TinyNet().eval(), (torch.randn(2, 3, 6, 6),)
 
 
-@pytest.fixture
-def tiny_onnx(tmp_path: Path) -> tuple[Path, Path]:
+def make_tiny_onnx(directory: Path) -> tuple[Path, Path]:
     """A real .onnx (legacy exporter, dynamic batch) and a golden dir from PyTorch eager."""
     model = TinyNet().eval()
     x = np.random.default_rng(0).standard_normal((3, 3, 6, 6)).astype(np.float32)
-    path = tmp_path / "tiny.onnx"
+    path = directory / "tiny.onnx"
     torch.onnx.export(model, (torch.from_numpy(x),), str(path), dynamo=False, input_names=["x"],
                       output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=17)
     with torch.no_grad():
         y = model(torch.from_numpy(x)).numpy()
-    golden = tmp_path / "golden"
+    golden = directory / "golden"
     golden.mkdir()
     np.savez(golden / "inputs.npz", x=x)
     np.savez(golden / "outputs.npz", y=y)
     return path, golden
+
+
+@pytest.fixture
+def tiny_onnx(tmp_path: Path) -> tuple[Path, Path]:
+    return make_tiny_onnx(tmp_path)
 
 
 def artifact_content_files(out: Path) -> set[str]:

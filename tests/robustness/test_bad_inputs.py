@@ -182,22 +182,10 @@ CASES: list[tuple[str, Callable[[Ctx], list[str]], list[str]]] = [
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> tuple[Path, Path, Path]:
-    import torch
-
-    from tests.conftest import TinyNet
+    from tests.conftest import make_tiny_onnx
 
     root = tmp_path_factory.mktemp("base")
-    model = TinyNet().eval()
-    x = np.random.default_rng(0).standard_normal((3, 3, 6, 6)).astype(np.float32)
-    path = root / "tiny.onnx"
-    torch.onnx.export(model, (torch.from_numpy(x),), str(path), dynamo=False, input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=17)
-    with torch.no_grad():
-        y = model(torch.from_numpy(x)).numpy()
-    golden = root / "golden"
-    golden.mkdir()
-    np.savez(golden / "inputs.npz", x=x)
-    np.savez(golden / "outputs.npz", y=y)
+    path, golden = make_tiny_onnx(root)
     art = root / "art"
     assert main(["build", "--quiet", "--target", "cpu", "--model", str(path), "--golden", str(golden), "--out", str(art)]) == 0
     return path, golden, art
