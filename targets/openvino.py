@@ -128,5 +128,8 @@ class OvRunner(Runner):
         self.input_names, self.output_names = tuple(self.inputs), tuple(outputs)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        res = self.request.infer({port: feeds[n] for n, port in self.inputs.items()})
-        return {n: np.array(res[port]) for n, port in self.outputs.items()}
+        # share_inputs: OpenVINO reads the caller's arrays in place (no copy per call) where they
+        # are C-contiguous and of the port's type; outputs are copied once by `infer` itself
+        # (share_outputs=False), so they stay valid after the next call — no second copy here.
+        res = self.request.infer({port: feeds[n] for n, port in self.inputs.items()}, share_inputs=True)
+        return {n: res[port] for n, port in self.outputs.items()}
