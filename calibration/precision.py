@@ -21,6 +21,7 @@ from calibration import qdq, ranges, sensitivity, surgery
 from calibration.data import checked_batches
 from calibration.fallback import Gate, search
 from compiler import ir as irh
+from compiler.datasets import Samples
 from compiler.errors import BadInput
 from compiler.profile import TargetProfile
 from compiler.spec import ModelSpec
@@ -46,7 +47,9 @@ def _calib_ranges(model_path: Path, inputs: list[irh.TensorInfo], spec: ModelSpe
         )
     c = spec.calibration
     batches = checked_batches(c.data, inputs, c.samples, c.batch_size)
-    return ranges.collect(model_path, batches, method, op_types, symmetric, percentile, log)
+    axes = dict(c.data.batch_axes)  # a state input (layers, batch, hidden) may come first
+    return ranges.collect(model_path, batches, method, op_types, symmetric, percentile, log,
+                          count=lambda f: len(Samples(f, axes=axes)))
 
 
 def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callable[[Path], Gate], work: Path,

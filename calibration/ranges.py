@@ -63,6 +63,7 @@ def collect(
     symmetric: bool = False,
     percentile: float = 99.999,
     log: Callable[[str], None] = lambda s: None,
+    count: Callable[[dict[str, np.ndarray]], int] = lambda f: len(next(iter(f.values()))),
 ) -> Ranges:
     """Run the calibration batches through the model and return per-tensor ranges."""
     t0 = time.perf_counter()
@@ -83,7 +84,7 @@ def collect(
         _single_threaded(calibrator)
         for feeds in batches:
             calibrator.collect_data(OneBatch(feeds))
-            samples += len(next(iter(feeds.values())))
+            samples += count(feeds)
         if method == "mse":
             data = _mse_thresholds(calibrator.collector.histogram_dict)
         else:
