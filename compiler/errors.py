@@ -8,6 +8,7 @@ Every message names the thing at fault (file, key, tensor, node) and says what t
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 
@@ -39,6 +40,11 @@ TOOLCHAIN_MODULES = ("onnxruntime", "openvino", "tvm", "tvm_ffi", "tensorrt", "p
 def is_toolchain_exception(e: BaseException) -> bool:
     module = type(e).__module__ or ""
     return module.split(".")[0] in TOOLCHAIN_MODULES or type(e) is RuntimeError
+
+
+def mentioned_ops(text: str, op_types: Iterable[str]) -> list[str]:
+    """The op types of a model that a toolchain's error message names (as whole words)."""
+    return sorted({op for op in op_types if re.search(rf"\b{re.escape(op)}\b", text)})
 
 
 class ToolchainMissing(CompilerError):

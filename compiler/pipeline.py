@@ -33,7 +33,7 @@ from calibration.fallback import Gate
 
 from compiler import frontend, interrupts, golden as golden_mod, ir as irh, report as report_mod, spec as spec_mod
 from compiler.artifacts import MANIFEST, VOLATILE, OutputSlot, content_sha256, file_table, sha256_file, write_json
-from compiler.errors import BadInput, CompilerError, ParityFailure, ToolchainMissing, ToolchainRefused, is_toolchain_exception
+from compiler.errors import BadInput, CompilerError, ParityFailure, ToolchainMissing, ToolchainRefused, is_toolchain_exception, mentioned_ops
 from compiler.passes import PassContext, get_pipeline
 from compiler.passes.manager import DumpIR, GoldenCheck
 from compiler.passes.manager import run as run_passes
@@ -220,7 +220,7 @@ def toolchain_step(backend: str, action: str, model: ir.Model) -> Iterator[None]
         if isinstance(e, CompilerError) or not is_toolchain_exception(e):
             raise
         text = " ".join(str(e).split())
-        ops = sorted({n.op_type for n in model.graph if re.search(rf"\b{re.escape(n.op_type)}\b", text)})
+        ops = mentioned_ops(text, (n.op_type for n in model.graph))
         nodes = sorted({n.name for n in model.graph if n.name and len(n.name) > 2 and n.name in text})[:5]
         named = "; ".join(x for x in (f"op {', '.join(ops)}" if ops else "", f"node {', '.join(nodes)}" if nodes else "") if x)
         first = re.sub(r"\x1b\[[0-9;]*m", "", text)

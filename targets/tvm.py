@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -27,7 +26,7 @@ import onnx_ir as ir
 
 from compiler import ir as irh
 from compiler import interrupts
-from compiler.errors import ToolchainMissing, ToolchainRefused
+from compiler.errors import ToolchainMissing, ToolchainRefused, mentioned_ops
 from compiler.profile import TargetProfile
 from targets.base import Availability, Backend, Deferred, Engine, Runner
 from targets.registry import register
@@ -101,7 +100,7 @@ class TvmBackend(Backend):
             text = str(e)
             first = next((ln for ln in text.splitlines() if "Check failed" in ln or "Error" in ln or "not supported" in ln),
                          text.splitlines()[0] if text else type(e).__name__)
-            ops = sorted({n.op_type for n in proto.graph.node if re.search(rf"\b{re.escape(n.op_type)}\b", text)})
+            ops = mentioned_ops(text, (n.op_type for n in proto.graph.node))
             raise ToolchainRefused(
                 f"TVM {tvm.__version__}'s Relax ONNX frontend cannot import {model_path.name}"
                 + (f" (op {', '.join(ops)})" if ops else "") + f": {type(e).__name__}: {first.strip()[:300]}"
