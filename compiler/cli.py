@@ -79,8 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ.setdefault("TVM_NUM_THREADS", "1")
-    if threading.current_thread() is threading.main_thread():
-        interrupts.install()
+    previous = interrupts.install() if threading.current_thread() is threading.main_thread() else {}
     try:
         return _run(args)
     except KeyboardInterrupt:
@@ -96,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         print("error: internal error (a bug in model-compiler); the traceback is above.", file=sys.stderr)
         return INTERNAL_ERROR
+    finally:
+        interrupts.restore(previous)  # main() called from Python leaves the caller's handlers as they were
 
 
 def _interrupted() -> int:

@@ -22,12 +22,17 @@ def _handler(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def install() -> None:
-    """Route SIGINT and SIGTERM to `_handler` (main thread only, as Python requires)."""
+def install() -> dict[int, object]:
+    """Route SIGINT and SIGTERM to `_handler` (main thread only, as Python requires); returns the
+    previous handlers for `restore`."""
     global _received
     _received = None
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _handler)
+    return {sig: signal.signal(sig, _handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def restore(previous: dict[int, object]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 def check() -> None:
