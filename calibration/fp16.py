@@ -5,15 +5,27 @@ Nodes stay fp32 when (a) their op type is in the target's ``keep_fp32_ops``, or 
 (a margin under fp16's 65504, so intermediate sums don't overflow) or a non-zero magnitude
 below fp16's normal range where it would lose precision. Graph inputs and outputs stay fp32
 unless the policy says otherwise.
+
+Range analysis cannot see precision lost *inside* a range: fp16 keeps 11 bits, so the difference
+of two nearly equal MatMul outputs (a residual, a correction term) is mostly rounding error while
+every tensor stays well inside fp16's range. So when the converted model fails the gate,
+`rank_by_error_growth` runs the fp32 and fp16 models side by side with the converted nodes'
+tensors exposed and ranks each node by how much SNR its outputs lose relative to its inputs
+(where the error is born, not where it shows); the int8 fallback's search
+(`calibration.fallback.search`) then keeps the worst 1, 2, 4, … in fp32 until the gate holds.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
 from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
 from calibration.ranges import Ranges
+from calibration.sensitivity import NodeSensitivity
+from compiler import ortsession
 from compiler.profile import PrecisionPolicy
+from compiler.verify import SNR_CAP_DB, snr_db
 
 FP16_MIN_NORMAL = 6.1e-5
 
@@ -40,7 +52,48 @@ def convert(model: onnx.ModelProto, policy: PrecisionPolicy, keep_nodes: list[st
         model, keep_io_types=policy.keep_io_types, op_block_list=ops, node_block_list=list(keep_nodes),
         disable_shape_infer=False,
     )
-    return _dedupe(out)
+    return _drop_round_trips(_dedupe(out), set(keep_nodes), set(ops))
+
+
+def _drop_round_trips(model: onnx.ModelProto, fp32_nodes: set[str], fp32_ops: set[str]) -> onnx.ModelProto:
+    """Remove fp32 → fp16 → fp32 Cast pairs. Between two nodes both kept in fp32, ORT's converter
+    routes the tensor through fp16 and back (seen when every node of a small MLP was blocked: the
+    difference of two nearly equal Gemm outputs was still rounded to fp16), which defeats the
+    point of keeping them; the consumer reads the fp32 tensor directly instead."""
+    FLOAT, FLOAT16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
+
+    def cast_to(n: onnx.NodeProto) -> int | None:
+        return next((a.i for a in n.attribute if a.name == "to"), None) if n.op_type == "Cast" else None
+
+    producer = {o: n for n in model.graph.node for o in n.output}
+    value_types = {v.name: v.type.tensor_type.elem_type for v in list(model.graph.value_info) + list(model.graph.input)}
+    value_types.update({i.name: i.data_type for i in model.graph.initializer})
+    changed = False
+    for n in model.graph.node:
+        first = producer.get(n.input[0]) if cast_to(n) == FLOAT and n.input else None
+        if first is None or cast_to(first) != FLOAT16:
+            continue
+        src = first.input[0]
+        p = producer.get(src)
+        if p is None:
+            fp32 = value_types.get(src) == FLOAT
+        elif p.op_type == "Cast":
+            fp32 = cast_to(p) == FLOAT
+        else:  # a compute node: fp32 when it was kept (by name or by op type)
+            fp32 = p.name in fp32_nodes or p.op_type in fp32_ops
+        if fp32:
+            n.input[0] = src  # now an fp32 → fp32 Cast (ORT drops it); the fp16 Cast loses its reader
+            changed = True
+    if not changed:
+        return model
+    outputs = {o.name for o in model.graph.output}
+    while True:  # drop Casts whose outputs nobody reads any more
+        used = {i for n in model.graph.node for i in n.input} | outputs
+        dead = [n for n in model.graph.node if n.op_type == "Cast" and not any(o in used for o in n.output)]
+        if not dead:
+            return model
+        for n in dead:
+            model.graph.node.remove(n)
 
 
 def _dedupe(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -63,3 +116,40 @@ def _dedupe(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
+def _run_exposed(model: onnx.ModelProto, names: set[str], feeds: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Values (float64, all feeds concatenated) of the tensors `names` that shape inference can type."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    typed = {v.name: v for v in list(onnx.shape_inference.infer_shapes(m).graph.value_info)}
+    present = {o.name for o in m.graph.output}
+    for name in sorted(names):
+        if name in typed and name not in present:
+            m.graph.output.append(typed[name])
+    sess = ortsession.session(m, level="disabled")
+    out_names = [o.name for o in sess.get_outputs()]
+    values: dict[str, list[np.ndarray]] = {n: [] for n in out_names}
+    for f in feeds:
+        for n, v in zip(out_names, sess.run(None, {i.name: f[i.name] for i in sess.get_inputs()})):
+            values[n].append(np.asarray(v).astype(np.float64).ravel())
+    return {n: np.concatenate(v) for n, v in values.items() if v and names and n in names}
+
+
+def rank_by_error_growth(float_model: onnx.ModelProto, fp16_model: onnx.ModelProto, kept: set[str],
+                         feeds: list[dict[str, np.ndarray]]) -> list[NodeSensitivity]:
+    """Converted nodes, worst first. `snr_db` is minus the SNR (dB) a node loses between its least
+    accurate input and its least accurate output, so lower means more damage (as for int8)."""
+    fp16_nodes = {n.name for n in fp16_model.graph.node}
+    nodes = [n for n in float_model.graph.node if n.name in fp16_nodes and n.name not in kept]
+    names = {t for n in nodes for t in list(n.input) + list(n.output) if t}
+    ref, got = _run_exposed(float_model, names, feeds), _run_exposed(fp16_model, names, feeds)
+
+    def snr(t: str) -> float:
+        if t not in ref or t not in got or ref[t].shape != got[t].shape:
+            return SNR_CAP_DB  # a graph input or a weight: the same in both
+        return snr_db(ref[t], got[t])
+
+    ranked = []
+    for n in nodes:
+        loss = min([snr(t) for t in n.input if t] or [SNR_CAP_DB]) - min([snr(t) for t in n.output if t] or [SNR_CAP_DB])
+        ranked.append(NodeSensitivity(n.name, n.op_type, -round(max(loss, 0.0), 3)))
+    return sorted(ranked, key=lambda s: s.snr_db)

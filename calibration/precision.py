@@ -105,18 +105,46 @@ def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callab
 
 
 def fp16(model_path: Path, spec: ModelSpec, profile: TargetProfile, work: Path,
-         log: Callable[[str], None] = lambda s: None) -> PrecisionResult:
+         log: Callable[[str], None] = lambda s: None, gate: Callable[[Path], Gate] | None = None,
+         golden_feeds: dict | None = None) -> PrecisionResult:
+    """Range analysis decides the first keep-fp32 list; if `gate` fails on that model, nodes are
+    ranked by the error they add in fp16 (on calibration data, else the golden inputs) and the
+    worst go back to fp32 until the gate holds (`fallback.search`)."""
     policy = profile.precision_policy
     t0 = time.perf_counter()
     r = None
+    inputs = irh.graph_inputs(ir.load(model_path))
     if spec.calibration is not None:
-        r = _calib_ranges(model_path, irh.graph_inputs(ir.load(model_path)), spec, "minmax", (), False, 100.0, log)
+        r = _calib_ranges(model_path, inputs, spec, "minmax", (), False, 100.0, log)
     model = onnx.load(str(model_path))
     keep = fp16_mod.keep_fp32_nodes(model, r, policy) if r is not None else {}
     out = work / "fp16.onnx"
-    onnx.save(fp16_mod.convert(model, policy, list(keep)), str(out))
-    float_nodes = [{"node": n, "why": why} for n, why in keep.items()]
+    first = fp16_mod.convert(onnx.load(str(model_path)), policy, list(keep))
+    onnx.save(first, str(out))
     log(f"fp16: {len(keep)} node(s) kept in fp32 by range analysis; ops kept by policy: {list(policy.keep_fp32_ops)}")
+    float_nodes: list[dict[str, Any]] = [{"node": n, "why": why} for n, why in keep.items()]
+    fallback = None
+    if gate is not None and not (g := gate(out)).passed:
+        log(f"fp16 fails the gate after range analysis ({g.summary}); ranking nodes by the error they add")
+        if spec.calibration is not None:
+            c = spec.calibration
+            feeds = list(checked_batches(c.data, inputs, c.batch_size * SENSITIVITY_BATCHES, c.batch_size))
+        else:
+            feeds = [golden_feeds or {}]
+        ranked = fp16_mod.rank_by_error_growth(model, first, set(keep), feeds)
+
+        def build(extra: list[str], path: Path) -> onnx.ModelProto:
+            m = fp16_mod.convert(onnx.load(str(model_path)), policy, list(keep) + extra)
+            onnx.save(m, str(path))
+            return m
+
+        result = search(ranked, build, gate, work, log)
+        out = result.model_path
+        float_nodes += [{"node": s.node, "op_type": s.op_type,
+                         "why": f"rank {i + 1} of {len(ranked)} by error added in fp16 ({-s.snr_db:.1f} dB of SNR lost "
+                                "across the node); kept in fp32 so the gate holds"} for i, s in enumerate(result.excluded)]
+        fallback = {"passed": result.passed, "rounds": result.rounds,
+                    "ranking": [{"node": s.node, "op_type": s.op_type, "snr_db_lost": -s.snr_db} for s in ranked[:50]]}
     stats = {
         "precision": "fp16",
         "calibrator": "minmax" if r is not None else None,
@@ -129,4 +157,6 @@ def fp16(model_path: Path, spec: ModelSpec, profile: TargetProfile, work: Path,
         "total_seconds": round(time.perf_counter() - t0, 3),
         "ranges": r.as_dict() if r is not None else {},
     }
+    if fallback is not None:
+        stats["fallback"] = fallback
     return PrecisionResult(out, stats, r, float_nodes)

@@ -360,22 +360,22 @@ def check_parity(runner: Runner, golden: golden_mod.Golden, spec: ModelSpec | No
 
 def _reduce_precision(model, spec: ModelSpec, profile: TargetProfile, precision: str, golden: golden_mod.Golden,
                       work: Path, progress: Progress, calibrator: str | None):
-    """Calibrate and convert the optimized float model; int8 falls back per node until the
-    golden gate (and the task metric, if the spec has a labelled set) holds in ONNX Runtime."""
+    """Calibrate and convert the optimized float model; int8 and fp16 fall back per node until
+    the golden gate (and the task metric, if the spec has a labelled set) holds in ONNX Runtime."""
     float_path = work / "float.onnx"
     irh.save(model, float_path)
-    if precision == "fp16":
-        return precision_mod.fp16(float_path, spec, profile, work, log=progress.info)
 
     def gate(path: Path) -> Gate:
         with OrtRunner(path, "CPUExecutionProvider", threads=1) as runner:
-            rep = check_parity(runner, golden, spec, "int8")
+            rep = check_parity(runner, golden, spec, precision)
         parts = [f"{n}: cos {o.cosine:.4f}" + (f", top-1 {o.topk_agreement:.2f}" if o.topk_agreement is not None else "")
                  for n, o in rep.outputs.items()]
         if rep.metric is not None:
             parts.append(f"{rep.metric.name} {rep.metric.engine:.4f} (ref {rep.metric.reference:.4f})")
         return Gate(rep.passed, rep.failures(), "; ".join(parts))
 
+    if precision == "fp16":
+        return precision_mod.fp16(float_path, spec, profile, work, log=progress.info, gate=gate, golden_feeds=golden.inputs)
     return precision_mod.int8(float_path, spec, profile, gate, work, method=calibrator, log=progress.info)
 
 
