@@ -34,12 +34,13 @@ def bench_many(artifacts: list[Path], batches: list[int], iters: int = 50, warmu
         raise BadInput(f"bench needs batch ≥ 1, iters ≥ 1, warmup ≥ 0 (got {batches}, {iters}, {warmup}).")
     loaded = []
     for a in artifacts:
-        golden = artifact_golden(a, read_manifest(a))
+        manifest = read_manifest(a)
+        golden = artifact_golden(a, manifest)
         per_sample = sum(v.nbytes // max(1, v.shape[0] if v.ndim else 1) for v in golden.inputs.values())
         if per_sample * max(batches) > MAX_FEED_BYTES:
             raise BadInput(f"--batch {max(batches)} needs {per_sample * max(batches) / 2**30:.1f} GiB of inputs for "
                            f"{str(a)!r} (limit {MAX_FEED_BYTES >> 30} GiB); use a smaller batch.")
-        manifest, runner = load_artifact(a, threads=threads)
+        _, runner = load_artifact(a, threads=threads, manifest=manifest)
         loaded.append((a, manifest, runner, golden))
     results = []
     try:

@@ -46,8 +46,12 @@ class Samples:
         return self.axes.get(name, 0)
 
     def __len__(self) -> int:
-        name, v = next(iter(self.feeds.items()))
-        return int(v.shape[self.axis(name)]) if v.ndim else 1
+        """Samples along the batch axis of the first input that has one (0-d inputs have none;
+        only 0-d inputs: one sample)."""
+        for name, v in self.feeds.items():
+            if v.ndim:
+                return int(v.shape[self.axis(name)])
+        return 1
 
     def take(self, start: int, stop: int) -> Samples:
         """Samples [start, stop) along each input's batch axis."""
@@ -241,7 +245,11 @@ class PythonSource(DataSource):
         result = call_factory(self.factory, "data factory")
         if not _in_memory(result):
             parts = list(self.batches(1 << 30))
-            return parts[0] if parts else Samples({})
+            if not parts:
+                return Samples({})
+            axes = dict(self.batch_axes)
+            return Samples({k: np.concatenate([q.feeds[k] for q in parts], axis=axes.get(k, 0)) for k in parts[0].feeds},
+                           axes=axes)
         return self._samples(result)
 
     def _samples(self, result: Any) -> Samples:

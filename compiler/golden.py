@@ -59,7 +59,7 @@ class Golden:
 
     @property
     def samples(self) -> int:
-        return sample_count(self.inputs)
+        return len(Samples(self.inputs))
 
     def check_against(self, model: ir.Model) -> None:
         """Names, dtypes and shapes of the golden arrays must match the graph's inputs/outputs."""
@@ -83,15 +83,6 @@ class Golden:
     @property
     def metric_reference(self) -> dict[str, Any] | None:
         return self.meta.get("metric")
-
-
-def sample_count(arrays: dict[str, np.ndarray]) -> int:
-    """Samples along the batch axis: the leading dim of the first input with one (a 0-d scalar
-    input is one sample)."""
-    for a in arrays.values():
-        if a.ndim:
-            return int(a.shape[0])
-    return 1
 
 
 def _match(kind: str, path: Path, arrays: dict[str, np.ndarray], graph: list[irh.TensorInfo]) -> None:

@@ -489,9 +489,11 @@ def artifact_golden(artifact: Path, manifest: dict[str, Any], golden_dir: Path |
     return golden
 
 
-def load_artifact(artifact: Path, threads: int = 1, on_device: bool = False) -> tuple[dict[str, Any], Runner]:
-    """The manifest and a runner for the engine of a built artifact (files checked by sha256)."""
-    manifest = read_manifest(artifact)
+def load_artifact(artifact: Path, threads: int = 1, on_device: bool = False,
+                  manifest: dict[str, Any] | None = None) -> tuple[dict[str, Any], Runner]:
+    """The manifest (read here unless given) and a runner for the engine of a built artifact
+    (files checked by sha256)."""
+    manifest = manifest if manifest is not None else read_manifest(artifact)
     check_files(artifact, manifest)
     profile = load_profile(manifest["target"]["name"])
     backend = get_backend(manifest["engine"]["backend"])
@@ -510,8 +512,8 @@ def verify(artifact: Path, golden_dir: Path | None = None, on_device: bool = Fal
     device build (e.g. the aarch64 library on the board) instead of this host's twin. Works from
     any directory and after the artifact is moved: it needs nothing outside it."""
     manifest = read_manifest(artifact)
-    golden = artifact_golden(artifact, manifest, golden_dir)
-    manifest, runner = load_artifact(artifact, on_device=on_device)
+    golden = artifact_golden(artifact, manifest, golden_dir)  # checked before the engine is loaded
+    _, runner = load_artifact(artifact, on_device=on_device, manifest=manifest)
     spec = None
     ref = manifest["model"].get("spec")
     if ref:  # the labelled evaluation set is outside the artifact: used only when the same spec is here

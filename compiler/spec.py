@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.artifacts import sha256_file
-from compiler.datasets import DataSource, parse_source
+from compiler.datasets import DataSource, NpzSource, PythonSource, parse_source
 from compiler.errors import BadInput
 from compiler.tomlschema import Table, load_toml
 
@@ -130,8 +130,6 @@ def batch_axes(inputs: tuple[TensorSpec, ...]) -> tuple[tuple[str, int], ...]:
 def calib_from_cli(ref: str, axes: tuple[tuple[str, int], ...] = ()) -> CalibSpec:
     """``--calib``: an .npz of arrays keyed by input name, or ``package.module:factory``
     returning ``{input: array}`` (or an iterator of such batches)."""
-    from compiler.datasets import NpzSource, PythonSource
-
     if ref.endswith(".npz"):
         if not Path(ref).is_file():
             raise BadInput(f"--calib {ref!r} does not exist.")

@@ -107,7 +107,7 @@ def bind_ports(ports, graph_names: list[str], kind: str, path: Path) -> dict[str
             out[name] = found[0]
         else:
             unmatched.append(name)
-    free = [p for p in ports if all(p is not q for q in out.values()) and not any(n in graph_names for n in p.get_names())]
+    free = [p for p in ports if not set(p.get_names()) & set(graph_names)]  # ports no graph name claims
     if len(unmatched) == 1 and len(free) == 1:
         out[unmatched[0]] = free[0]
     elif unmatched and (kind == "output" or free):
