@@ -185,6 +185,13 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
             label = "engine" if verified_with == "engine" else "host-side check, engine deferred"
             with progress.step(f"verify against golden ({label})"), runner, toolchain_step(backend.name, "run", model):
                 parity = check_parity(runner, golden, spec, precision)
+            if verified_with == "engine":
+                threads = int(profile.option("intra_op_num_threads", 1))
+                with toolchain_step(backend.name, "load the engine of", model):
+                    variants = backend.variants(engine, threads)
+                for label, vrunner in variants.items():
+                    with progress.step(f"verify against golden ({label})"), vrunner, toolchain_step(backend.name, "run", model):
+                        parity.variants[label] = check_parity(vrunner, golden, spec, precision)
             progress.info("PASSED" if parity.passed else "FAILED: " + "; ".join(parity.failures()))
         status = "unverified" if parity is None else ("passed" if parity.passed else "failed")
         manifest = _manifest(spec, profile, precision, fe, engine, golden, status, avail, [f.name for f in model_files], model)
@@ -522,5 +529,11 @@ def verify(artifact: Path, golden_dir: Path | None = None, on_device: bool = Fal
             spec = candidate if candidate.sha256 == manifest["model"].get("spec_sha256") else None
         except BadInput:
             spec = None
+    kinds = manifest["model"].get("outputs")
     with runner:
-        return check_parity(runner, golden, spec, manifest["precision"], kinds=manifest["model"].get("outputs"))
+        report = check_parity(runner, golden, spec, manifest["precision"], kinds=kinds)
+    backend = get_backend(manifest["engine"]["backend"])
+    for label, vrunner in backend.variants(Engine.from_manifest(artifact, manifest["engine"])).items():
+        with vrunner:
+            report.variants[label] = check_parity(vrunner, golden, spec, manifest["precision"], kinds=kinds)
+    return report

@@ -59,16 +59,21 @@ class ParityReport:
     precision: str
     outputs: dict[str, OutputParity]
     metric: MetricResult | None = None
+    # The same engine run another way this host offers (TFLite: reference kernels besides
+    # XNNPACK), each checked against the same golden; every one must pass.
+    variants: dict[str, ParityReport] = dataclasses.field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
-        return all(o.passed for o in self.outputs.values()) and (self.metric is None or self.metric.passed)
+        return (all(o.passed for o in self.outputs.values()) and (self.metric is None or self.metric.passed)
+                and all(v.passed for v in self.variants.values()))
 
     def failures(self) -> list[str]:
         out = [f"{name}: {f}" for name, o in self.outputs.items() for f in o.failures]
         if self.metric is not None and not self.metric.passed:
             m = self.metric
             out.append(f"{m.name}: {m.engine:.4f} vs reference {m.reference:.4f} (drop {-m.delta:.4f} > {m.tolerance.max_drop})")
+        out += [f"[{label}] {f}" for label, v in self.variants.items() for f in v.failures()]
         return out
 
     def as_dict(self) -> dict:
@@ -77,6 +82,8 @@ class ParityReport:
         d = {"passed": self.passed, "precision": self.precision, "outputs": {k: v.as_dict() for k, v in self.outputs.items()}}
         if self.metric is not None:
             d["metric"] = self.metric.as_dict()
+        if self.variants:
+            d["variants"] = {k: v.as_dict() for k, v in self.variants.items()}
         return json_safe(d)
 
 

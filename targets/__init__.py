@@ -4,7 +4,7 @@ Importing this package registers every backend in `targets.registry.BACKENDS`. B
 import their runtime lazily, so listing targets stays cheap.
 """
 
-from targets import openvino, ort, tensorrt, tvm  # noqa: F401  (registers each backend)
+from targets import openvino, ort, tensorrt, tflite, tvm  # noqa: F401  (registers each backend)
 from targets.registry import BACKENDS, get_backend
 
 __all__ = ["BACKENDS", "get_backend"]

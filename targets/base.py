@@ -103,6 +103,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def load(self, engine: Engine, threads: int = 1) -> Runner: ...
 
+    def variants(self, engine: Engine, threads: int = 1) -> dict[str, Runner]:
+        """Other ways this host runs the same engine file, each verified against golden besides
+        the runner `load` gives (TFLite: the reference kernels, next to XNNPACK). Label → runner."""
+        return {}
+
     def host_check(self, engine: Engine) -> Runner | None:
         """Where the engine cannot run on this host: a runner for the host-side numerical check
         of what the engine is built from (TensorRT: the ONNX through ONNX Runtime), or None."""

@@ -13,11 +13,8 @@ in the LocalBuilder, or the FFI segfaults (../shared/TOOLCHAINS.md).
 
 from __future__ import annotations
 
-import contextlib
-import os
 import platform
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,25 +26,11 @@ from compiler import interrupts
 from compiler.errors import ToolchainMissing, ToolchainRefused, mentioned_ops
 from compiler.profile import TargetProfile
 from targets.base import Availability, Backend, Deferred, Engine, Runner
+from targets.native_stderr import quiet_native_stderr
 from targets.registry import register
 
 DEVICE_LIB, HOST_LIB = "model.so", "model.host.so"
 _ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
-
-
-@contextlib.contextmanager
-def _quiet_native_stderr():
-    """TVM's C++ side writes warnings ("BlockBuilder destroyed with remaining blocks!") straight to
-    fd 2 when an import fails, after our error line; hold them back (they repeat the exception)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _target_spec(profile: TargetProfile) -> dict:
@@ -93,7 +76,7 @@ class TvmBackend(Backend):
 
         proto = onnx.load(str(model_path))
         try:
-            with _quiet_native_stderr():
+            with quiet_native_stderr():
                 mod = from_onnx(proto, keep_params_in_input=False)
         except Exception as e:  # noqa: BLE001 - TVM raises InternalError/TVMError/ValueError/KeyError…
             interrupts.check()

@@ -1,0 +1,113 @@
+"""Reductions (ReduceMean/Sum/Max/Min/Prod/L2/SumSquare), Softmax / LogSoftmax and
+LayerNormalization.
+
+LayerNormalization is written as mean / variance / rsqrt: TFLite has no builtin layer norm, and
+XNNPACK runs the resulting MEAN / SQUARED_DIFFERENCE / RSQRT sequence.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from targets.stablehlo.emit import Emitter, Val, lowering, unsupported
+
+_BODY = {"ReduceSum": ("add", 0.0), "ReduceMean": ("add", 0.0), "ReduceMax": ("maximum", -np.inf),
+         "ReduceMin": ("minimum", np.inf), "ReduceProd": ("multiply", 1.0), "ReduceL2": ("add", 0.0),
+         "ReduceSumSquare": ("add", 0.0), "ReduceL1": ("add", 0.0)}
+
+
+def _axes(node, ins, rank: int) -> list[int] | None:
+    if len(ins) > 1 and ins[1] is not None:
+        if ins[1].const is None:
+            raise unsupported(node, "axes computed at run time")
+        axes = ins[1].const.ravel().tolist()
+    else:
+        a = node.attributes.get("axes")
+        axes = list(a.value) if a is not None else []
+    if not axes:
+        return None if node.attributes.get_int("noop_with_empty_axes", 0) else list(range(rank))
+    return sorted(int(x) % rank for x in axes)
+
+
+def keep_dims(e: Emitter, x: Val, y: Val, axes: list[int]) -> Val:
+    """`y` (x reduced over `axes`) reshaped to x's rank with 1 at each reduced axis."""
+    dims = [1 if i in axes else d for i, d in enumerate(e.dims_of(x))]
+    shape = tuple(1 if i in axes else d for i, d in enumerate(x.type.shape))
+    return e.reshape(y, shape, None if all(d is not None for d in shape) else e.concat_dims(dims))
+
+
+def reduce_count(e: Emitter, x: Val, axes: list[int]) -> Val:
+    n = e.product([e.dims_of(x)[a] for a in axes])
+    if isinstance(n, int):
+        return e.scalar(float(n), x.type.dtype)
+    return e.reshape(e.convert(n, x.type.dtype), ())
+
+
+@lowering(*_BODY, since=1)
+def reduce(e: Emitter, node, ins, outs):
+    x = ins[0]
+    axes = _axes(node, ins, x.type.rank)
+    if axes is None:
+        return x
+    op = node.op_type
+    if x.type.dtype == "i1" or (op in ("ReduceMean", "ReduceL2") and x.type.dtype not in ("f32", "f16")):
+        raise unsupported(node, f"{op} on {x.type.dtype}")
+    src = x
+    if op in ("ReduceL2", "ReduceSumSquare"):
+        src = e.binary("multiply", x, x)
+    elif op == "ReduceL1":
+        src = e.unary("abs", x)
+    body, init = _BODY[op]
+    y = e.reduce(src, axes, body, init)
+    if op == "ReduceMean":
+        y = e.binary("divide", y, reduce_count(e, x, axes))
+    elif op == "ReduceL2":
+        y = e.unary("sqrt", y)
+    if node.attributes.get_int("keepdims", 1):
+        y = keep_dims(e, x, y, axes)
+    return y
+
+
+def _softmax(e: Emitter, x: Val, axis: int, log: bool) -> Val:
+    m = keep_dims(e, x, e.reduce(x, [axis], "maximum", -np.inf), [axis])
+    z = e.binary("subtract", x, m)
+    ez = e.unary("exponential", z)
+    s = keep_dims(e, x, e.reduce(ez, [axis], "add", 0.0), [axis])
+    if log:
+        return e.binary("subtract", z, e.unary("log", s))
+    return e.binary("divide", ez, s)
+
+
+@lowering("Softmax", "LogSoftmax", since=13)
+def softmax(e: Emitter, node, ins, outs):
+    x = ins[0]
+    return _softmax(e, x, node.attributes.get_int("axis", -1) % x.type.rank, node.op_type == "LogSoftmax")
+
+
+@lowering("Softmax", "LogSoftmax", since=1, until=12)
+def softmax_old(e: Emitter, node, ins, outs):
+    x = ins[0]
+    axis = node.attributes.get_int("axis", 1) % x.type.rank
+    if axis != x.type.rank - 1:
+        raise unsupported(node, f"opset < 13 {node.op_type} over axes {axis}.. (coerced to 2-D)")
+    return _softmax(e, x, axis, node.op_type == "LogSoftmax")
+
+
+@lowering("LayerNormalization", since=17)
+def layer_norm(e: Emitter, node, ins, outs):
+    x, scale = ins[0], ins[1]
+    bias = ins[2] if len(ins) > 2 else None
+    if len(node.outputs) > 1 and any(o.uses() for o in node.outputs[1:]):
+        raise unsupported(node, "the Mean / InvStdDev outputs")
+    axis = node.attributes.get_int("axis", -1) % x.type.rank
+    eps = node.attributes.get_float("epsilon", 1e-5)
+    axes = list(range(axis, x.type.rank))
+    n = reduce_count(e, x, axes)
+    mean = keep_dims(e, x, e.binary("divide", e.reduce(x, axes, "add", 0.0), n), axes)
+    d = e.binary("subtract", x, mean)
+    var = keep_dims(e, x, e.binary("divide", e.reduce(e.binary("multiply", d, d), axes, "add", 0.0), n), axes)
+    inv = e.unary("rsqrt", e.binary("add", var, e.scalar(eps, x.type.dtype)))
+    y = e.binary("multiply", e.binary("multiply", d, inv), scale)
+    if bias is not None:
+        y = e.binary("add", y, bias)
+    return [y] + [e.const(np.zeros([dd or 1 for dd in t.shape], np.float32), t.dtype) for t in outs[1:]]

@@ -1,0 +1,79 @@
+"""The one place that calls litert-converter (0.x, undocumented Python API, pinned in
+pyproject.toml): StableHLO text → ``.tflite`` bytes, and reading a ``.tflite`` back.
+
+The calls are the ones litert-torch makes (``prepare_mlir_context``, ``set_signature``,
+``run_convert_to_tfl_passes``, ``export_flatbuffer_to_bytes``). Q/DQ pairs arrive as
+``stablehlo.custom_call @odml_torch.uniform_quantize / uniform_dequantize`` (the convention the
+converter's LegalizeQDQCustomCall pass reads), and ``qdq_conversion_mode="STATIC"`` turns them
+into integer kernels.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+SIGNATURE = "serving_default"
+
+
+def convert(text: str, inputs: list[str], outputs: list[str], quantized: bool) -> bytes:
+    from targets.native_stderr import quiet_native_stderr
+
+    with quiet_native_stderr():  # importing the converter prints oneDNN / absl banners on fd 2
+        from litert_converter import converter_api_ext as api
+        from litert_converter.mlir import ir as mlir
+        from litert_converter.mlir import passmanager
+
+    ctx = mlir.Context()
+    api.prepare_mlir_context(ctx)
+    with ctx, quiet_native_stderr():
+        module = mlir.Module.parse(text)
+        api.set_signature(module.operation, SIGNATURE, inputs, outputs)
+        cfg = api.ConvertToTFLConfig()
+        cfg.model_origin_framework = "PYTORCH"  # NCHW layout conventions, as litert-torch sets
+        if quantized:
+            cfg.qdq_conversion_mode = "STATIC"
+        cfg.unsafe_fuse_dynamic_shaped_broadcast = True
+        api.run_convert_to_tfl_passes(module, passmanager.PassManager(), cfg)
+        return api.export_flatbuffer_to_bytes(module.operation)
+
+
+@dataclass
+class Inspection:
+    ops: Counter = field(default_factory=Counter)          # TFLite builtin op → count
+    versions: dict[str, int] = field(default_factory=dict)  # op → highest version used
+    int8_kernels: Counter = field(default_factory=Counter)  # compute op → count running on int8 inputs
+    float_kernels: Counter = field(default_factory=Counter)  # compute op → count running on float inputs
+    min_runtime: str | None = None
+
+
+COMPUTE = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV", "CONV_3D")
+
+
+def inspect(path: Path) -> Inspection:
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    out = Inspection()
+    for sg in model.subgraphs:
+        for op in sg.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            name = names.get(max(code.builtinCode, code.deprecatedBuiltinCode), f"CUSTOM:{code.customCode}")
+            out.ops[name] += 1
+            out.versions[name] = max(out.versions.get(name, 0), code.version)
+            if name in COMPUTE:
+                t = types[sg.tensors[op.inputs[0]].type]
+                (out.int8_kernels if t in ("INT8", "UINT8", "INT16") else out.float_kernels)[name] += 1
+    for m in model.metadata or []:
+        name = m.name.decode() if isinstance(m.name, bytes) else m.name
+        if name == "min_runtime_version":
+            data = model.buffers[m.buffer].data
+            raw = b"" if data is None else bytes(np.asarray(data, np.uint8))
+            out.min_runtime = raw.split(b"\0")[0].decode() or None
+    return out

@@ -1,0 +1,174 @@
+"""TFLite / LiteRT backend (target ``android``): our IR → StableHLO → litert-converter →
+``model.tflite``, run in the LiteRT Interpreter.
+
+Lowering path, chosen with evidence (../shared/TOOLCHAINS.md): the converter owns NCHW→NHWC
+layout, bias/activation fusion, op versions and integer kernels, and took hand-written NCHW
+StableHLO (with dynamic dims) to CONV_2D / FULLY_CONNECTED with correct versions; writing the
+flatbuffer ourselves would mean owning all of that. Our part is ONNX → StableHLO
+(``targets/stablehlo``), one module per op family.
+
+Verification runs the same file twice: with XNNPACK (the default delegate, what Android runs)
+and with the reference kernels (``OpResolverType.BUILTIN_REF``), each against golden. The
+``.tflite`` does not depend on the CPU architecture; this x86-64 host runs it with x86 kernels,
+an arm64 device with arm64 ones (``verify --on-device`` there).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx_ir as ir
+
+from compiler.errors import CompilerError
+from compiler.profile import TargetProfile
+from targets.base import Availability, Backend, Deferred, Engine, Runner
+from targets.native_stderr import quiet_native_stderr
+from targets.registry import register
+
+ENGINE_FILE = "model.tflite"
+KERNELS = {"xnnpack": "XNNPACK delegate (the default)", "reference": "reference kernels (BUILTIN_REF)"}
+
+
+def _versions() -> dict[str, str]:
+    return {p: importlib.metadata.version(p) for p in ("ai-edge-litert", "litert-converter")}
+
+
+@register
+class TfliteBackend(Backend):
+    name = "tflite"
+    accepts = frozenset({"LayerNormalization", "Gelu"})  # standard ONNX ops we lower ourselves
+
+    def available(self, profile: TargetProfile) -> Availability:
+        try:
+            import ai_edge_litert  # noqa: F401
+            import litert_converter  # noqa: F401
+        except ImportError as e:
+            return Availability(False, False, f"{e.name} is not installed ({e}); pip install model-compiler[tflite]")
+        v = _versions()
+        return Availability(True, True, f"litert-converter {v['litert-converter']} converts; the LiteRT Interpreter "
+                            f"(ai-edge-litert {v['ai-edge-litert']}) runs the .tflite here with XNNPACK and with "
+                            "reference kernels; the device runs the same file with its own kernels", v)
+
+    def compile(self, model: ir.Model, model_path: Path, profile: TargetProfile, precision: str, workdir: Path) -> Engine:
+        from targets.stablehlo import litert
+        from targets.stablehlo.module import lower
+
+        t0 = time.perf_counter()
+        lowered = lower(model)
+        t1 = time.perf_counter()
+        quantized = precision == "int8"
+        try:
+            data = litert.convert(lowered.text, lowered.inputs, lowered.outputs, quantized)
+        except Exception as e:  # noqa: BLE001 - the converter raises plain RuntimeError/ValueError with MLIR diagnostics
+            from compiler.errors import ToolchainRefused, mentioned_ops
+
+            text = str(e)
+            ops = mentioned_ops(text, lowered.ops)
+            raise ToolchainRefused(
+                "litert-converter could not convert the lowered model" + (f" (op {', '.join(ops)})" if ops else "")
+                + f": {text.strip().splitlines()[0][:400] if text.strip() else type(e).__name__}"
+            ) from None
+        (workdir / ENGINE_FILE).write_bytes(data)
+        found = litert.inspect(workdir / ENGINE_FILE)
+        if quantized and not found.int8_kernels:
+            raise CompilerError(f"the int8 build produced no integer kernel (compute ops {dict(found.float_kernels)}).")
+        info = {
+            "signature": litert.SIGNATURE,
+            "inputs": lowered.inputs, "outputs": lowered.outputs,
+            "tflite_ops": dict(sorted(found.ops.items())), "op_versions": dict(sorted(found.versions.items())),
+            "min_runtime_version": found.min_runtime,
+            "int8_kernels": dict(found.int8_kernels), "float_kernels": dict(found.float_kernels),
+            "io": io_quantization(workdir / ENGINE_FILE) if quantized else None,
+            "lowered_onnx_ops": dict(sorted(lowered.ops.items())),
+            "lowering_seconds": round(t1 - t0, 3),
+            "verified_kernels": list(KERNELS.values()),
+            **_versions(),
+        }
+        if not quantized:
+            info.pop("io")
+        deferred = [Deferred(
+            "verify-on-device",
+            f"{ENGINE_FILE} was verified here with this host's ({platform.machine()}) kernels; "
+            f"the device's {profile.device.arch} kernels are not run here",
+            "python -m compiler verify --artifact {artifact} --on-device",
+        )]
+        return Engine(self.name, precision, workdir, ENGINE_FILE, [ENGINE_FILE], info, deferred)
+
+    def load(self, engine: Engine, threads: int = 1) -> Runner:
+        return TfliteRunner(engine.dir / engine.entry, engine.info["inputs"], engine.info["outputs"], threads, "xnnpack")
+
+    def variants(self, engine: Engine, threads: int = 1) -> dict[str, Runner]:
+        return {KERNELS["reference"]: TfliteRunner(engine.dir / engine.entry, engine.info["inputs"], engine.info["outputs"],
+                                                   threads, "reference")}
+
+
+def io_quantization(path: Path) -> dict[str, dict]:
+    """Each signature input/output: its type in the .tflite and, when integer, scale and zero
+    point (what an app must apply)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from targets.stablehlo.litert import SIGNATURE
+
+    with quiet_native_stderr():
+        r = Interpreter(model_path=str(path)).get_signature_runner(SIGNATURE)
+    out = {}
+    for n, d in [*r.get_input_details().items(), *r.get_output_details().items()]:
+        q = _qparams(d)
+        out[n] = {"dtype": np.dtype(d["dtype"]).name} | ({"scale": q[1], "zero_point": q[2]} if q else {})
+    return out
+
+
+class TfliteRunner(Runner):
+    def __init__(self, path: Path, inputs: list[str], outputs: list[str], threads: int, kernels: str):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        from targets.stablehlo.litert import SIGNATURE
+
+        resolver = OpResolverType.BUILTIN_REF if kernels == "reference" else OpResolverType.AUTO
+        with quiet_native_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+            self.interpreter = Interpreter(model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver)
+            self.runner = self.interpreter.get_signature_runner(SIGNATURE)
+        self.input_names, self.output_names = tuple(inputs), tuple(outputs)
+        self._first = True
+
+        # A full-integer model takes and returns int8 where the graph's I/O is quantized (the
+        # converter folds the first Quantize / last Dequantize into the I/O tensors); like an
+        # app, the runner converts with the tensor's own scale and zero point.
+        self.in_q = {n: _qparams(d) for n, d in self.runner.get_input_details().items()}
+        self.out_q = {n: _qparams(d) for n, d in self.runner.get_output_details().items()}
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        args = {n: _quantize(np.asarray(feeds[n], order="C"), self.in_q.get(n)) for n in self.input_names}
+        if self._first:  # XNNPACK announces itself on fd 2 at the first invoke
+            self._first = False
+            with quiet_native_stderr():
+                out = self.runner(**args)
+        else:
+            out = self.runner(**args)
+        return {n: _dequantize(out[n], self.out_q.get(n)) for n in self.output_names}
+
+
+def _qparams(details: dict) -> tuple[np.dtype, float, int] | None:
+    scale, zp = details.get("quantization", (0.0, 0))
+    if np.dtype(details["dtype"]).kind not in "iu" or not scale:
+        return None
+    return np.dtype(details["dtype"]), float(scale), int(zp)
+
+
+def _quantize(x: np.ndarray, q: tuple[np.dtype, float, int] | None) -> np.ndarray:
+    if q is None or x.dtype.kind != "f":
+        return x
+    dtype, scale, zp = q
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale) + zp, info.min, info.max).astype(dtype)
+
+
+def _dequantize(y: np.ndarray, q: tuple[np.dtype, float, int] | None) -> np.ndarray:
+    if q is None:
+        return y
+    _, scale, zp = q
+    return ((y.astype(np.int32) - zp) * np.float32(scale)).astype(np.float32)
