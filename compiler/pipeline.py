@@ -19,7 +19,7 @@ import os
 import platform
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from compiler.spec import ModelSpec, OutputKind
 from compiler.tolerances import check_precision
 from compiler.verify import ParityReport, compare, metric_result, top1_accuracy
 from targets import get_backend
-from targets.base import Engine, Runner
+from targets.base import Backend, Engine, Runner
 from targets.ort import OrtRunner
 
 MODEL_FILE = "model.onnx"
@@ -176,9 +176,10 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
             engine = backend.compile(model, tmp / MODEL_FILE, profile, precision, tmp)
         parity, verified_with = None, None
         runner = None
+        threads = int(profile.option("intra_op_num_threads", 1))
         with toolchain_step(backend.name, "load the engine of", model):
             if avail.can_run:
-                runner, verified_with = backend.load(engine, threads=int(profile.option("intra_op_num_threads", 1))), "engine"
+                runner, verified_with = backend.load(engine, threads=threads), "engine"
             elif (runner := backend.host_check(engine)) is not None:
                 verified_with = f"host-side check: {engine.info.get('host_check', 'see backend')}; engine verification deferred"
         if runner is not None:
@@ -186,12 +187,8 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
             with progress.step(f"verify against golden ({label})"), runner, toolchain_step(backend.name, "run", model):
                 parity = check_parity(runner, golden, spec, precision)
             if verified_with == "engine":
-                threads = int(profile.option("intra_op_num_threads", 1))
-                with toolchain_step(backend.name, "load the engine of", model):
-                    variants = backend.variants(engine, threads)
-                for label, vrunner in variants.items():
-                    with progress.step(f"verify against golden ({label})"), vrunner, toolchain_step(backend.name, "run", model):
-                        parity.variants[label] = check_parity(vrunner, golden, spec, precision)
+                with toolchain_step(backend.name, "run", model):
+                    parity.variants = variant_parity(backend, engine, golden, spec, precision, threads, step=progress.step)
             progress.info("PASSED" if parity.passed else "FAILED: " + "; ".join(parity.failures()))
         status = "unverified" if parity is None else ("passed" if parity.passed else "failed")
         manifest = _manifest(spec, profile, precision, fe, engine, golden, status, avail, [f.name for f in model_files], model)
@@ -365,6 +362,18 @@ def check_parity(runner: Runner, golden: golden_mod.Golden, spec: ModelSpec | No
     return ParityReport(precision, outputs, metric)
 
 
+def variant_parity(backend: Backend, engine: Engine, golden: golden_mod.Golden, spec: ModelSpec | None, precision: str,
+                   threads: int = 1, kinds: dict[str, str] | None = None,
+                   step: Callable[[str], contextlib.AbstractContextManager] = lambda _: contextlib.nullcontext()
+                   ) -> dict[str, ParityReport]:
+    """Parity of every other way this host runs the same engine (`Backend.variants`)."""
+    reports = {}
+    for label, runner in backend.variants(engine, threads).items():
+        with step(f"verify against golden ({label})"), runner:
+            reports[label] = check_parity(runner, golden, spec, precision, kinds)
+    return reports
+
+
 def _reduce_precision(model, spec: ModelSpec, profile: TargetProfile, precision: str, golden: golden_mod.Golden,
                       work: Path, progress: Progress, calibrator: str | None):
     """Calibrate and convert the optimized float model; int8 and fp16 fall back per node until
@@ -532,8 +541,6 @@ def verify(artifact: Path, golden_dir: Path | None = None, on_device: bool = Fal
     kinds = manifest["model"].get("outputs")
     with runner:
         report = check_parity(runner, golden, spec, manifest["precision"], kinds=kinds)
-    backend = get_backend(manifest["engine"]["backend"])
-    for label, vrunner in backend.variants(Engine.from_manifest(artifact, manifest["engine"])).items():
-        with vrunner:
-            report.variants[label] = check_parity(vrunner, golden, spec, manifest["precision"], kinds=kinds)
+    report.variants = variant_parity(get_backend(manifest["engine"]["backend"]), Engine.from_manifest(artifact, manifest["engine"]),
+                                     golden, spec, manifest["precision"], kinds=kinds)
     return report

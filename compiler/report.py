@@ -40,8 +40,8 @@ def render(manifest: dict[str, Any], parity: ParityReport | None) -> str:
             "| output | max abs | max rel | cosine (min) | SNR dB | top-k agr. | gates | result |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        runs = [("", parity)] + [(f" ({label})", v) for label, v in parity.variants.items()]
-        for (suffix, run), (name, o) in ((r, item) for r in runs for item in r[1].outputs.items()):
+        runs = [("", parity), *((f" ({label})", v) for label, v in parity.variants.items())]
+        for suffix, name, o in ((sfx, n, o) for sfx, run in runs for n, o in run.outputs.items()):
             gates = ", ".join(f"{k} {v}" for k, v in o.tolerance.as_dict().items() if k not in ("reason", "k"))
             lines.append(
                 f"| {name}{suffix} | {_fmt(o.max_abs)} | {_fmt(o.max_rel)} | {_fmt(o.cosine)} | {_fmt(o.snr_db)} | "

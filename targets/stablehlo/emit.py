@@ -109,7 +109,8 @@ class Emitter:
         self.lines: list[str] = []
         self.env: dict[str, Val] = {}
         self._n = 0
-        self._consts: dict[tuple, Val] = {}
+        self._consts: dict[tuple, Val] = {}  # small constants, emitted once
+        self._dims: dict[tuple[str, int], Val] = {}  # run-time dim reads, one per value and axis
 
     def fresh(self) -> str:
         self._n += 1
@@ -134,7 +135,7 @@ class Emitter:
         out = T(tuple(array.shape), dtype)
         res = self.fresh()
         self.lines.append(f'{res} = "stablehlo.constant"() {{value = {_dense(array, dtype)} : {out}}} : () -> {out}')
-        v = Val(res, out, array.astype(NUMPY.get(dtype, array.dtype)))
+        v = Val(res, out, array.astype(NUMPY.get(dtype, array.dtype), copy=False))
         if key is not None:
             self._consts[key] = v
         return v
@@ -172,11 +173,11 @@ class Emitter:
         d = x.type.shape[axis]
         if d is not None:
             return self.const(np.array([d], np.int32), "i32")
-        key = ("dim", x.name, axis)
-        if key not in self._consts:
+        key = (x.name, axis)
+        if key not in self._dims:
             s = self.op("stablehlo.get_dimension_size", [x], T((), "i32"), f"dimension = {axis} : i64")
-            self._consts[key] = self.op("stablehlo.reshape", [s], T((1,), "i32"))
-        return self._consts[key]
+            self._dims[key] = self.op("stablehlo.reshape", [s], T((1,), "i32"))
+        return self._dims[key]
 
     def dims_of(self, x: Val) -> list[int | Val]:
         """Each dim of `x`: an int where static, else a tensor<1xi32> read at run time."""

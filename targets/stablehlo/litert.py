@@ -30,15 +30,20 @@ def convert(text: str, inputs: list[str], outputs: list[str], quantized: bool) -
     ctx = mlir.Context()
     api.prepare_mlir_context(ctx)
     with ctx, quiet_native_stderr():
-        module = mlir.Module.parse(text)
-        api.set_signature(module.operation, SIGNATURE, inputs, outputs)
-        cfg = api.ConvertToTFLConfig()
-        cfg.model_origin_framework = "PYTORCH"  # NCHW layout conventions, as litert-torch sets
-        if quantized:
-            cfg.qdq_conversion_mode = "STATIC"
-        cfg.unsafe_fuse_dynamic_shaped_broadcast = True
-        api.run_convert_to_tfl_passes(module, passmanager.PassManager(), cfg)
-        return api.export_flatbuffer_to_bytes(module.operation)
+        try:
+            module = mlir.Module.parse(text)
+            api.set_signature(module.operation, SIGNATURE, inputs, outputs)
+            cfg = api.ConvertToTFLConfig()
+            cfg.model_origin_framework = "PYTORCH"  # NCHW layout conventions, as litert-torch sets
+            if quantized:
+                cfg.qdq_conversion_mode = "STATIC"
+            cfg.unsafe_fuse_dynamic_shaped_broadcast = True
+            api.run_convert_to_tfl_passes(module, passmanager.PassManager(), cfg)
+            return api.export_flatbuffer_to_bytes(module.operation)
+        except ValueError as e:
+            # The bindings raise ValueError with the MLIR diagnostic; as a RuntimeError it is what
+            # the pipeline's toolchain_step reports as the toolchain's refusal (exit 2, ops named).
+            raise RuntimeError(f"litert-converter: {e}") from None
 
 
 @dataclass
@@ -48,6 +53,9 @@ class Inspection:
     int8_kernels: Counter = field(default_factory=Counter)  # compute op → count running on int8 inputs
     float_kernels: Counter = field(default_factory=Counter)  # compute op → count running on float inputs
     min_runtime: str | None = None
+    # each signature input, then output: its type and, when integer, the scale and zero point an
+    # app (and our runner) applies
+    io: dict[str, dict] = field(default_factory=dict)
 
 
 COMPUTE = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV", "CONV_3D")
@@ -70,10 +78,23 @@ def inspect(path: Path) -> Inspection:
             if name in COMPUTE:
                 t = types[sg.tensors[op.inputs[0]].type]
                 (out.int8_kernels if t in ("INT8", "UINT8", "INT16") else out.float_kernels)[name] += 1
+    sig = model.signatureDefs[0]
+    sg = model.subgraphs[sig.subgraphIndex]
+    for entry in [*sig.inputs, *sig.outputs]:
+        t = sg.tensors[entry.tensorIndex]
+        dtype = np.dtype(types[t.type].lower())
+        scale = t.quantization.scale if t.quantization is not None else None
+        q = {}
+        if dtype.kind in "iu" and scale is not None and len(scale) and scale[0]:
+            q = {"scale": float(scale[0]), "zero_point": int(t.quantization.zeroPoint[0])}
+        out.io[_text(entry.name)] = {"dtype": dtype.name} | q
     for m in model.metadata or []:
-        name = m.name.decode() if isinstance(m.name, bytes) else m.name
-        if name == "min_runtime_version":
+        if _text(m.name) == "min_runtime_version":
             data = model.buffers[m.buffer].data
             raw = b"" if data is None else bytes(np.asarray(data, np.uint8))
             out.min_runtime = raw.split(b"\0")[0].decode() or None
     return out
+
+
+def _text(name: bytes | str) -> str:
+    return name.decode() if isinstance(name, bytes) else name

@@ -21,8 +21,7 @@ class Lowered:
 
 
 def opsets(model: ir.Model) -> dict[str, int]:
-    out = {("" if d in ("", "ai.onnx") else d): v for d, v in model.opset_imports.items()}
-    return out
+    return {("" if d in ("", "ai.onnx") else d): v for d, v in model.opset_imports.items()}
 
 
 def _infer_missing(model: ir.Model) -> ir.Model:
@@ -49,23 +48,24 @@ def lower(model: ir.Model) -> Lowered:
         args.append(f"{name}: {t}")
     ops: Counter = Counter()
 
-    def value(v: ir.Value | None, node: ir.Node) -> Val | None:
+    def value(v: ir.Value | None, user: str) -> Val | None:
+        """The emitted value of `v`; `user` says who reads it (for messages)."""
         if v is None or not v.name and v.producer() is None and v.const_value is None:
             return None
         if v.name in e.env:
             return e.env[v.name]
         if v.const_value is not None:
             if v.dtype not in ELEMENT:
-                raise ToolchainRefused(f"TFLite lowering: constant {v.name!r} (input of {node.op_type} node {node.name!r}) "
-                                       f"has element type {v.dtype}, which is not supported.")
+                raise ToolchainRefused(f"TFLite lowering: constant {v.name!r} ({user}) has element type {v.dtype}, "
+                                       "which is not supported.")
             c = e.const(v.const_value.numpy(), ELEMENT[v.dtype])
             e.env[v.name] = c
             return c
-        raise ToolchainRefused(f"TFLite lowering: {node.op_type} node {node.name!r} reads {v.name!r}, which nothing produced.")
+        raise ToolchainRefused(f"TFLite lowering: {v.name!r} ({user}) is read but nothing produced it.")
 
     for node in graph:
         rule = find_rule(node, versions)
-        ins = [value(v, node) for v in node.inputs]
+        ins = [value(v, f"input of {node.op_type} node {node.name!r}") for v in node.inputs]
         outs = [ir_type(o, node) for o in node.outputs]
         res = rule.fn(e, node, ins, outs)
         res = [res] if isinstance(res, Val) else list(res)
@@ -77,10 +77,7 @@ def lower(model: ir.Model) -> Lowered:
             e.env[o.name] = r
         ops[node.op_type] += 1
 
-    results = []
-    for v in graph.outputs:
-        r = e.env.get(v.name) or value(v, next(iter(graph), None))  # an output may be a constant
-        results.append(r)
+    results = [value(v, "graph output") for v in graph.outputs]  # a node's, a graph input, or a constant
     sig_out = ", ".join(str(r.type) for r in results)
     body = "\n    ".join(e.lines)
     ret = f'"func.return"({", ".join(r.name for r in results)}) : ({sig_out}) -> ()'

@@ -64,7 +64,8 @@ def conv(e: Emitter, node, ins, outs):
     return y
 
 
-def _window(e: Emitter, node, x: Val, out: T, body: str, init: float) -> Val:
+def _window(e: Emitter, node, x: Val, out: T, body: str, init: float) -> tuple[Val, list[list[int]], list[int]]:
+    """reduce_window over the spatial dims; also the (ceil-mode adjusted) pads and the kernel."""
     kernel = list(node.attributes.get_ints("kernel_shape"))
     n = len(kernel)
     strides, dilations, pads = _spatial_attrs(node, x, kernel)

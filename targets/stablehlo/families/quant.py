@@ -77,6 +77,9 @@ def dequantize(e: Emitter, node, ins, outs):
     s, z = _params(node, scale, zp)
     axis = _axis(node, q, s)
     if q.quant is not None:
+        qtype, storage = q.quant
+        if quant_type(_shape_text(q), storage, s, z, axis) != qtype:
+            raise unsupported(node, "a DequantizeLinear whose scale/zero point differ from its QuantizeLinear's")
         return _dq(e, q)
     if q.const is None:
         raise unsupported(node, f"dequantizing a {q.type.dtype} tensor that no QuantizeLinear produced")
@@ -85,6 +88,6 @@ def dequantize(e: Emitter, node, ins, outs):
         shape[axis] = -1
     real = ((q.const.astype(np.int64) - z.reshape(shape)) * s.reshape(shape).astype(np.float64)).astype(np.float32)
     value = e.const(real, "f32")
-    if q.type.dtype == "i32" or q.type.dtype not in STORAGE:
-        return value  # a bias: the converter quantizes it itself
+    if q.type.dtype not in STORAGE:
+        return value  # an int32 bias: the converter quantizes biases itself
     return _dq(e, _q(e, value, quant_type(_shape_text(value), q.type.dtype, s, z, axis), q.type.dtype))

@@ -185,7 +185,12 @@ def _clamp_index(e: Emitter, v: int | Val, dim: int | Val, step: int) -> int | V
 def slice_op(e: Emitter, node, ins, outs):
     x = ins[0]
     rank = x.type.rank
-    axes = _const_ints(node, ins[3], "axes") if len(ins) > 3 and ins[3] is not None else list(range(len(_len(ins[1]))))
+    if len(ins) > 3 and ins[3] is not None:
+        axes = _const_ints(node, ins[3], "axes")
+    elif ins[1].type.shape[0] is not None:
+        axes = list(range(ins[1].type.shape[0]))
+    else:
+        raise unsupported(node, "starts of unknown length without axes")
     steps = _const_ints(node, ins[4], "steps") if len(ins) > 4 and ins[4] is not None else [1] * len(axes)
     if any(s <= 0 for s in steps):
         raise unsupported(node, "negative steps")
@@ -200,10 +205,6 @@ def slice_op(e: Emitter, node, ins, outs):
         limits[a] = _clamp_index(e, en, xd[a], st)
         strides[a] = st
     return slice_(e, x, starts, limits, strides, outs[0].shape)
-
-
-def _len(v: Val) -> list:
-    return [0] * (v.type.shape[0] or 0)
 
 
 def _index_list(e: Emitter, v: Val, n: int) -> list:

@@ -128,3 +128,17 @@ def test_unsupported_form_names_what(tmp_path):
                     {"y": F32}, {"p": np.array([0, 0, 1, 0, 0, 1], np.int64)})
     with pytest.raises(ToolchainRefused, match=r"Pad node 'refl': mode='reflect' is not supported"):
         to_tflite(m, tmp_path)
+
+
+def test_converter_refusal_is_reported_as_the_toolchains():
+    """What litert-converter cannot turn into TFLite ops (here a Cholesky) surfaces as the
+    runtime error the pipeline's toolchain_step reports as exit 2, not as our crash."""
+    from compiler.errors import is_toolchain_exception
+    from targets.stablehlo import litert
+
+    text = ('module { func.func @main(%x: tensor<3x3xf32>) -> (tensor<3x3xf32>) {\n'
+            '%0 = "stablehlo.cholesky"(%x) {lower = true} : (tensor<3x3xf32>) -> tensor<3x3xf32>\n'
+            '"func.return"(%0) : (tensor<3x3xf32>) -> () } }')
+    with pytest.raises(RuntimeError, match="litert-converter") as e:
+        litert.convert(text, ["x"], ["y"], False)
+    assert is_toolchain_exception(e.value)
