@@ -1,5 +1,5 @@
 """Data-movement and shape ops: Reshape, Flatten, Transpose, (Un)Squeeze, Concat, Split, Slice,
-Gather, Shape, Expand, Range, ConstantOfShape, Constant, Pad.
+Shape, Expand, Range, ConstantOfShape, Constant, Pad.
 
 Shape tensors that ONNX computes at run time (Shape → Gather → Concat chains of a dynamic-batch
 export) are lowered as ordinary integer tensor ops; Reshape then applies ONNX's 0 / -1 rules on
@@ -240,41 +240,6 @@ def split(e: Emitter, node, ins, outs):
         res.append(slice_(e, x, starts, limits, [1] * x.type.rank, t.shape))
         at += sz
     return res
-
-
-@lowering("Gather", since=1)
-def gather(e: Emitter, node, ins, outs):
-    data, idx = ins
-    axis = node.attributes.get_int("axis", 0) % data.type.rank
-    if data.const is not None and idx.const is not None and data.const.size <= 4096:
-        return e.const(np.take(data.const, idx.const, axis=axis), data.type.dtype)
-    if idx.const is not None:
-        dim = data.type.shape[axis]
-        norm = np.where(idx.const < 0, idx.const + (dim or 0), idx.const)
-        if dim is None and (idx.const < 0).any():
-            raise unsupported(node, "negative indices into a dynamic axis")
-        idx = e.const(norm.astype(np.int32), "i32")
-    else:
-        idx = e.convert(idx, "i32")
-        zero = e.scalar(0, "i32")
-        neg = e.compare("LT", idx, zero)
-        dim = e.reshape(e.dim(data, axis), ())
-        idx = e.op("stablehlo.select", [neg, e.binary("add", idx, dim), idx], idx.type)
-    q = idx.type.rank
-    r = data.type.rank
-    # An explicit trailing index-vector dim of size 1: left implicit, litert-converter 0.5.0
-    # reshapes dynamic indices with a literal 0 in the new shape, which LiteRT reads as size 0.
-    idx = e.reshape(idx, (*idx.type.shape, 1), None if idx.type.static else e.concat_dims([*e.dims_of(idx), 1]))
-    offset = [i for i in range(axis)] + [i - 1 + q for i in range(axis + 1, r)]
-    sizes = [1 if i == axis else d for i, d in enumerate(data.type.shape)]
-    attrs = (f"dimension_numbers = #stablehlo.gather<offset_dims = [{', '.join(map(str, offset))}], "
-             f"collapsed_slice_dims = [{axis}], start_index_map = [{axis}], index_vector_dim = {q}>, "
-             "indices_are_sorted = false")
-    out = T(tuple(outs[0].shape), data.type.dtype)
-    if all(d is not None for d in sizes):
-        return e.op("stablehlo.gather", [data, idx], out, attrs + f", slice_sizes = array<i64{_ints(sizes)}>")
-    sizes_v = e.concat_dims([1 if i == axis else d for i, d in enumerate(e.dims_of(data))])
-    return e.op("stablehlo.dynamic_gather", [data, idx, sizes_v], out, attrs)
 
 
 @lowering("Shape", since=1)
