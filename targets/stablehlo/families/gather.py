@@ -17,7 +17,14 @@ from targets.stablehlo.emit import Emitter, T, Val, _ints, lowering, unsupported
 
 
 def _wrap_negative(e: Emitter, idx: Val, dims: Val) -> Val:
-    """`idx` (i32) with `dims` (i32, broadcastable to it) added where it is negative."""
+    """`idx` (i32) with `dims` (i32, a scalar or one per trailing-dim entry) added where it is
+    negative. Above rank 4 this runs on a rank-2 view: LiteRT's LESS/SELECT broadcast at most
+    4-D, and litert-converter 0.5.0 refuses a rank-5 dynamic LESS outright."""
+    if idx.type.rank > 4:
+        shape, full = idx.type.shape, e.dims_of(idx)
+        lead = e.product(full[:-1])
+        flat = e.reshape(idx, (lead if isinstance(lead, int) else None, shape[-1]), e.concat_dims([lead, full[-1]]))
+        return e.reshape(_wrap_negative(e, flat, dims), shape, e.concat_dims(full))
     neg = e.compare("LT", idx, e.scalar(0, "i32"))
     return e.op("stablehlo.select", [neg, e.binary("add", idx, dims), idx], idx.type)
 

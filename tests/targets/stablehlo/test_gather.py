@@ -77,3 +77,15 @@ def test_gather_dynamic_operand(tmp_path):
                     {"x": (F32, ["b", "s", 4]), "i": (np.int64, [3])}, {"y": F32}, )
     feeds = [{"x": _x(n, s, 4), "i": np.array([0, -1, 2])} for n, s in ((1, 5), (2, 7))]
     compare_with_ort(m, feeds, tmp_path, atol=0, rtol=0)
+
+
+def test_gather_nd_rank5_indices(tmp_path):
+    """Rank-5 dynamic indices (MiniLM's mask read has [b, 1, 1, s, 2]): the negative-index wrap
+    runs on a rank-2 view, since LiteRT's LESS broadcasts at most 4-D."""
+    m = graph_model([helper.make_node("GatherND", ["x", "i"], ["y"])],
+                    {"x": (F32, ["b", "s"]), "i": (np.int64, ["b", 1, 1, "s", 2])}, {"y": F32})
+    feeds = []
+    for b, s in ((1, 4), (2, 6)):
+        idx = np.stack([rng.integers(-b, b, (b, 1, 1, s)), rng.integers(-s, s, (b, 1, 1, s))], -1)
+        feeds.append({"x": _x(b, s), "i": idx})
+    compare_with_ort(m, feeds, tmp_path, atol=0, rtol=0)
