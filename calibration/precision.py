@@ -67,19 +67,34 @@ def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callab
     full = qdq.quantize(model_path, work / "int8_full.onnx", r, scheme)
     quantized = qdq.quantized_nodes(full, float_model, scheme.op_types)
 
+    # Nodes touching a tensor whose range no int8 scale can carry (an additive mask's -3.4e38)
+    # are float from the start: quantized, they are useless, and LiteRT aborts the process on
+    # the requantization multipliers they produce.
+    unbounded = {t for t, v in r.as_dict().items() if max(abs(v["min"]), abs(v["max"])) >= ranges.HISTOGRAM_LIMIT}
+    f_nodes = {n.name: n for n in float_model.graph.node}
+    forced = [n for n in quantized if unbounded & {*f_nodes[n].input, *f_nodes[n].output}]
+    if forced:
+        log(f"{len(forced)} node(s) kept in float: their tensors reach ±{ranges.HISTOGRAM_LIMIT:.0e} (masks)")
+
     def build(exclude: list[str], out: Path) -> onnx.ModelProto:
-        m = surgery.revert(full, float_model, exclude, quantized) if exclude else full
+        exclude = forced + exclude
+        m = surgery.revert(full, float_model, exclude, quantized, scheme.fallback_last) if exclude else full
         onnx.save(m, str(out))
         return m
 
     feeds = list(checked_batches(spec.calibration.data, inputs,
                                  spec.calibration.batch_size * SENSITIVITY_BATCHES, spec.calibration.batch_size))
     t1 = time.perf_counter()
-    ranked = sensitivity.rank(float_model, full, quantized, feeds)
+    ranked = sensitivity.last(sensitivity.rank(float_model, full, [n for n in quantized if n not in forced], feeds),
+                              scheme.fallback_last)
     log(f"sensitivity of {len(ranked)} quantized nodes in {time.perf_counter() - t1:.1f} s"
         + (f"; worst: {ranked[0].node} ({ranked[0].snr_db:.1f} dB alone)" if ranked else ""))
     result = search(ranked, build, gate, work, log)
     float_nodes = [
+        {"node": n, "op_type": f_nodes[n].op_type,
+         "why": f"reads or writes a tensor whose calibrated range reaches ±{ranges.HISTOGRAM_LIMIT:.0e} (an additive mask): "
+                "no int8 scale carries it"} for n in forced
+    ] + [
         {"node": s.node, "op_type": s.op_type, "snr_db_alone": round(s.snr_db, 2),
          "why": f"rank {i + 1} of {len(ranked)} by sensitivity: quantized alone its outputs reach only "
                 f"{s.snr_db:.1f} dB SNR; returned to float so the gate holds"}
@@ -96,8 +111,8 @@ def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callab
         "samples": r.samples,
         "calibration_seconds": round(t_calib, 3),
         "total_seconds": round(time.perf_counter() - t0, 3),
-        "quantized_nodes": len(quantized) - len(result.excluded),
-        "fallback": {"passed": result.passed, "float_nodes": float_nodes, "rounds": result.rounds,
+        "quantized_nodes": len(quantized) - len(forced) - len(result.excluded),
+        "fallback": {"passed": result.passed, "last": list(scheme.fallback_last), "float_nodes": float_nodes, "rounds": result.rounds,
                      "sensitivity": [{"node": s.node, "op_type": s.op_type, "snr_db_alone": round(s.snr_db, 2)} for s in ranked]},
         "ranges": r.as_dict(),
     }

@@ -82,6 +82,8 @@ def collect(
             calibrate_method=METHODS[method], extra_options=extra,
         )
         _single_threaded(calibrator)
+        if method != "minmax":
+            _finite_histograms(calibrator)
         for feeds in batches:
             calibrator.collect_data(OneBatch(feeds))
             samples += count(feeds)
@@ -98,6 +100,28 @@ def _single_threaded(calibrator) -> None:
     from compiler import ortsession
 
     calibrator.infer_session = ortsession.session(calibrator.augmented_model_path, level="disabled")
+
+
+# Values beyond this are clipped before ORT's histograms see them. An additive attention mask
+# holds float32's lowest value (-3.4e38); a histogram over ±3.4e38 overflows numpy's bin edges
+# ("Too many bins for data range") and the calibration crashed. Such a tensor cannot be int8
+# anyway: its node goes back to float in the fallback; the clip only keeps the others' ranges.
+HISTOGRAM_LIMIT = 1e30
+
+
+def _finite_histograms(calibrator) -> None:
+    """Give ORT's histogram calibrator a collector that clips to ±HISTOGRAM_LIMIT (it creates
+    its own lazily on the first batch unless one is set)."""
+    from onnxruntime.quantization.calibrate import HistogramCollector
+
+    class Clipped(HistogramCollector):
+        def collect(self, name_to_arr):
+            return super().collect({k: [np.clip(a, -HISTOGRAM_LIMIT, HISTOGRAM_LIMIT) for a in v]
+                                    for k, v in name_to_arr.items()})
+
+    c = calibrator
+    c.collector = Clipped(method=c.method, symmetric=c.symmetric, num_bins=c.num_bins,
+                          num_quantized_bins=c.num_quantized_bins, percentile=c.percentile, scenario=c.scenario)
 
 
 def mse_threshold(hist: np.ndarray, edges: np.ndarray, levels: int = 255, candidates: int = 128) -> float:

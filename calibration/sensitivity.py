@@ -39,3 +39,10 @@ def rank(float_model: onnx.ModelProto, qdq_model: onnx.ModelProto, quantized: li
     ops = {n.name: n.op_type for n in float_model.graph.node}
     out = [NodeSensitivity(n, ops[n], snr_db(ref, outputs(surgery.only(float_model, qdq_model, n), feeds))) for n in quantized]
     return sorted(out, key=lambda s: s.snr_db)
+
+
+def last(ranked: list[NodeSensitivity], op_types: tuple[str, ...]) -> list[NodeSensitivity]:
+    """`ranked` with nodes of `op_types` moved behind all others (each part keeps its order), so
+    the fallback returns them to float only once every other node is float and the gate still
+    fails."""
+    return [s for s in ranked if s.op_type not in op_types] + [s for s in ranked if s.op_type in op_types]

@@ -12,7 +12,10 @@ name, so names are checked for collisions when moving nodes between graphs.)
   consumers reading its re-quantized output — that node's own effect, in isolation.
 - `revert(Q, F, nodes, quantized)`: Q with `nodes` reading F's float inputs again (float
   weights copied from F) and their consumers that are not quantized nodes reading the float
-  output; orphaned Q/DQ nodes and quantized initializers are removed.
+  output; orphaned Q/DQ nodes and quantized initializers are removed. With `keep_output_ops`,
+  a reverted node still reads the re-quantized output of a still-quantized producer of those op
+  types: TFLite (and ORT's QLinear kernels) run a MatMul/Conv integer only when its output is
+  quantized too, so a bias Add going back to float must not take its MatMul with it.
 """
 
 from __future__ import annotations
@@ -132,21 +135,27 @@ def only(float_model: onnx.ModelProto, qdq_model: onnx.ModelProto, node: str) ->
 
 
 def revert(qdq_model: onnx.ModelProto, float_model: onnx.ModelProto, nodes: Iterable[str],
-           quantized: Iterable[str] = ()) -> onnx.ModelProto:
+           quantized: Iterable[str] = (), keep_output_ops: Iterable[str] = ()) -> onnx.ModelProto:
     out = onnx.ModelProto()
     out.CopyFrom(qdq_model)
     nodes = list(nodes)
     still_quantized = set(quantized) - set(nodes)
     f_nodes = _nodes(float_model)
     f_inits = {i.name: i for i in float_model.graph.initializer}
+    f_prod = _producers(float_model)
+    # still-quantized producers whose output stays quantized for reverted consumers too
+    keep_from = {n for n in still_quantized if f_nodes[n].op_type in set(keep_output_ops)}
     o_nodes = _nodes(out)
     produced = _producers(out)
     taken = _names(out)
     for name in nodes:
         q_node = o_nodes[name]
         new_inputs = []
-        for i in f_nodes[name].input:
-            if i in f_inits and (i in produced or i not in taken):
+        for k, i in enumerate(f_nodes[name].input):
+            p = f_prod.get(i)
+            if p is not None and p.name in keep_from and _dequantizes(produced, q_node.input[k], i):
+                new_inputs.append(q_node.input[k])  # the producer's int8 output, dequantized
+            elif i in f_inits and (i in produced or i not in taken):
                 # the float weight; its name may now be a DequantizeLinear output in Q
                 new = i if i not in taken else f"{i}__float"
                 if new not in taken:
@@ -186,3 +195,12 @@ def revert(qdq_model: onnx.ModelProto, float_model: onnx.ModelProto, nodes: Iter
                         if i == dq.output[0]:
                             c.input[k] = x
     return _cleanup(out)
+
+
+def _dequantizes(produced: dict[str, onnx.NodeProto], name: str, tensor: str) -> bool:
+    """Is `name` the output of DequantizeLinear(QuantizeLinear(`tensor`))?"""
+    dq = produced.get(name)
+    if dq is None or dq.op_type != "DequantizeLinear":
+        return False
+    q = produced.get(dq.input[0])
+    return q is not None and q.op_type == "QuantizeLinear" and q.input[0] == tensor

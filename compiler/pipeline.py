@@ -159,7 +159,9 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
             with progress.step(f"precision: {precision}"):
                 work = slot.work / "precision"
                 work.mkdir()
-                precision_result = _reduce_precision(model, spec, profile, precision, golden, work, progress, opts.calibrator)
+                engine_gate = backend if profile.option("precision_gate", "onnxruntime") == "engine" and avail.can_run else None
+                precision_result = _reduce_precision(model, spec, profile, precision, golden, work, progress, opts.calibrator,
+                                                     engine_gate)
                 model = ir.load(precision_result.model_path)
                 ir.external_data.load_to_model(model)
 
@@ -375,14 +377,26 @@ def variant_parity(backend: Backend, engine: Engine, golden: golden_mod.Golden, 
 
 
 def _reduce_precision(model, spec: ModelSpec, profile: TargetProfile, precision: str, golden: golden_mod.Golden,
-                      work: Path, progress: Progress, calibrator: str | None):
+                      work: Path, progress: Progress, calibrator: str | None, engine_gate: Backend | None = None):
     """Calibrate and convert the optimized float model; int8 and fp16 fall back per node until
-    the golden gate (and the task metric, if the spec has a labelled set) holds in ONNX Runtime."""
+    the golden gate (and the task metric, if the spec has a labelled set) holds — in ONNX Runtime,
+    or, where the profile says `precision_gate = "engine"` (integer kernels that ORT's QDQ
+    simulation does not reproduce, e.g. LiteRT's), in the target's own engine compiled from
+    each candidate."""
     float_path = work / "float.onnx"
     irh.save(model, float_path)
 
+    def runner_for(path: Path) -> Runner:
+        if engine_gate is None:
+            return OrtRunner(path, "CPUExecutionProvider", threads=1)
+        out = path.with_suffix(".engine")
+        out.mkdir()
+        candidate = ir.load(path)
+        with toolchain_step(engine_gate.name, "compile", candidate):
+            return engine_gate.load(engine_gate.compile(candidate, path, profile, precision, out), threads=1)
+
     def gate(path: Path) -> Gate:
-        with OrtRunner(path, "CPUExecutionProvider", threads=1) as runner:
+        with runner_for(path) as runner:
             rep = check_parity(runner, golden, spec, precision)
         parts = [f"{n}: cos {o.cosine:.4f}" + (f", top-1 {o.topk_agreement:.2f}" if o.topk_agreement is not None else "")
                  for n, o in rep.outputs.items()]

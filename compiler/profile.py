@@ -40,6 +40,10 @@ class QuantScheme:
     op_types: tuple[str, ...] = ()
     calibrator: str = "minmax"
     percentile: float = 99.999
+    # ops the accuracy fallback returns to float only after every other quantized node: where
+    # the integer kernels that make int8 worth having run (a float Add costs a Q/DQ pair, a
+    # float FULLY_CONNECTED the whole point)
+    fallback_last: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
@@ -73,6 +77,7 @@ def _scheme(t: Table | None, where: str) -> QuantScheme | None:
         op_types=tuple(m.opt("op_types", list, [])),
         calibrator=m.choice("calibrator", CALIBRATORS, "minmax"),
         percentile=float(m.opt("percentile", (int, float), 99.999)),
+        fallback_last=tuple(m.opt("fallback_last", list, [])),
         extra=MappingProxyType(dict(m.opt("extra", dict, {}))),
     )
     m.done()

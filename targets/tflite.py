@@ -62,7 +62,7 @@ class TfliteBackend(Backend):
         data = litert.convert(lowered.text, lowered.inputs, lowered.outputs, quantized)
         (workdir / ENGINE_FILE).write_bytes(data)
         found = litert.inspect(workdir / ENGINE_FILE)
-        if quantized and not found.int8_kernels:
+        if quantized and _quantized_compute(model) and not found.int8_kernels:
             raise CompilerError(f"the int8 build produced no integer kernel (compute ops {dict(found.float_kernels)}).")
         info = {
             "signature": litert.SIGNATURE,
@@ -142,3 +142,11 @@ def _dequantize(y: np.ndarray, q: tuple[np.dtype, float, int] | None) -> np.ndar
         return y
     _, scale, zp = q
     return ((y.astype(np.int32) - zp) * np.float32(scale)).astype(np.float32)
+
+
+def _quantized_compute(model: ir.Model) -> bool:
+    """Does a Conv/MatMul/Gemm read a DequantizeLinear output? (An int8 build whose fallback sent
+    every compute node back to float legitimately has no integer kernel.)"""
+    return any(n.op_type in ("Conv", "MatMul", "Gemm") and any(
+        i is not None and i.producer() is not None and i.producer().op_type == "DequantizeLinear" for i in n.inputs)
+        for n in model.graph)

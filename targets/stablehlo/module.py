@@ -66,10 +66,12 @@ def lower(model: ir.Model) -> Lowered:
     for node in graph:
         rule = find_rule(node, versions)
         ins = [value(v, f"input of {node.op_type} node {node.name!r}") for v in node.inputs]
-        outs = [ir_type(o, node) for o in node.outputs]
+        outs = [ir_type(o, node) if o.name or o.uses() else None for o in node.outputs]  # None: an omitted optional output
         res = rule.fn(e, node, ins, outs)
         res = [res] if isinstance(res, Val) else list(res)
         for o, r, want in zip(node.outputs, res, outs):
+            if want is None:
+                continue
             dtype = r.quant[1] if r.quant is not None else r.type.dtype
             if r.type.rank != want.rank or dtype != want.dtype:
                 raise AssertionError(f"lowering of {node.op_type} node {node.name!r} gave {r.type} for {o.name!r}, "
