@@ -50,13 +50,14 @@ def _step_input(e: Emitter, xw: Val, t: int, batch) -> Val:
     return _shaped(e, part, [batch, n])
 
 
-def _state(e: Emitter, v: Val | None, d: int, batch: int | Val, hidden: int, like: Val) -> Val:
-    """Direction `d` of an initial state [dirs, batch, hidden], or zeros shaped [batch, hidden]."""
-    if v is not None:
-        part = slice_(e, v, [d, 0, 0], [d + 1, batch, hidden], [1, 1, 1], (1, *v.type.shape[1:]))
-        return _shaped(e, part, [batch, hidden])
-    shape = (batch if isinstance(batch, int) else None, hidden)
-    return e.broadcast_to(e.scalar(0, like.type.dtype), shape, None if isinstance(batch, int) else e.concat_dims([batch, hidden]))
+def _state(e: Emitter, v: Val | None, d: int, batch: int | Val, hidden: int) -> Val | None:
+    """Direction `d` of an initial state [dirs, batch, hidden]; None for ONNX's zeros, which the
+    first step then leaves out (a broadcast zero state of dynamic batch came out of the
+    converter as a size-0 tensor)."""
+    if v is None:
+        return None
+    part = slice_(e, v, [d, 0, 0], [d + 1, batch, hidden], [1, 1, 1], (1, *v.type.shape[1:]))
+    return _shaped(e, part, [batch, hidden])
 
 
 def _stack(e: Emitter, steps: list[Val], batch, hidden: int) -> Val:
@@ -68,8 +69,13 @@ def _recurrent(e: Emitter, node, ins, outs, gates: int, cell):
     x, w, r = ins[0], ins[1], ins[2]
     b = ins[3] if len(ins) > 3 else None
     layout = node.attributes.get_int("layout", 0)
-    if layout == 1:  # [batch, seq, input] → [seq, batch, input]
+    batch = e.dims_of(x)[1 - layout]  # read from the graph input: the converter gave 0 for a transposed value's dim
+    ins = list(ins)
+    if layout == 1:  # x [batch, seq, input] → [seq, batch, input]; states [batch, dirs, H] → [dirs, batch, H]
         x = e.transpose(x, [1, 0, 2])
+        for k in (5, 6):
+            if len(ins) > k and ins[k] is not None:
+                ins[k] = e.transpose(ins[k], [1, 0, 2])
     seq = x.type.shape[0]
     _check(node, ins, seq)
     if w.const is None or r.const is None or (b is not None and b.const is None):
@@ -77,7 +83,6 @@ def _recurrent(e: Emitter, node, ins, outs, gates: int, cell):
     direction = node.attributes.get_string("direction", "forward")
     dirs = 2 if direction == "bidirectional" else 1
     hidden = node.attributes.get_int("hidden_size", r.type.shape[-1])
-    batch = e.dims_of(x)[1]
     ys, hs, cs = [], [], []
     for d in range(dirs):
         wd, rd = w.const[d], r.const[d]
@@ -86,7 +91,7 @@ def _recurrent(e: Emitter, node, ins, outs, gates: int, cell):
         xw = matmul(e, x, e.const(np.ascontiguousarray(wd.T)))
         xw = e.binary("add", xw, e.const((bd[:gates * hidden] + bd[gates * hidden:]) if node.op_type == "LSTM"
                                          else _gru_input_bias(bd, hidden)))
-        state = cell.init(e, ins, d, batch, hidden, x)
+        state = cell.init(e, ins, d, batch, hidden)
         order = range(seq) if (direction == "forward" or (direction == "bidirectional" and d == 0)) else range(seq - 1, -1, -1)
         steps = {}
         for t in order:
@@ -119,20 +124,20 @@ def _gate(e: Emitter, v: Val, k: int, hidden: int) -> Val:
 
 class _Lstm:
     @staticmethod
-    def init(e, ins, d, batch, hidden, x):
+    def init(e, ins, d, batch, hidden):
         h0 = ins[5] if len(ins) > 5 else None
         c0 = ins[6] if len(ins) > 6 else None
-        return (_state(e, h0, d, batch, hidden, x), _state(e, c0, d, batch, hidden, x))
+        return (_state(e, h0, d, batch, hidden), _state(e, c0, d, batch, hidden))
 
     @staticmethod
     def step(e, xw_t, state, rd, bd, hidden):
-        h, c = state
-        z = e.binary("add", xw_t, matmul(e, h, e.const(np.ascontiguousarray(rd.T))))  # gates i, o, f, c
+        h, c = state  # None: zero
+        z = xw_t if h is None else e.binary("add", xw_t, matmul(e, h, e.const(np.ascontiguousarray(rd.T))))  # i, o, f, c
         i = e.unary("logistic", _gate(e, z, 0, hidden))
         o = e.unary("logistic", _gate(e, z, 1, hidden))
-        f = e.unary("logistic", _gate(e, z, 2, hidden))
         g = e.unary("tanh", _gate(e, z, 3, hidden))
-        c = e.binary("add", e.binary("multiply", f, c), e.binary("multiply", i, g))
+        c = e.binary("multiply", i, g) if c is None else \
+            e.binary("add", e.binary("multiply", e.unary("logistic", _gate(e, z, 2, hidden)), c), e.binary("multiply", i, g))
         h = e.binary("multiply", o, e.unary("tanh", c))
         return (h, c)
 
@@ -141,13 +146,20 @@ class _Gru:
     linear_before_reset = 0
 
     @staticmethod
-    def init(e, ins, d, batch, hidden, x):
+    def init(e, ins, d, batch, hidden):
         h0 = ins[5] if len(ins) > 5 else None
-        return (_state(e, h0, d, batch, hidden, x),)
+        return (_state(e, h0, d, batch, hidden),)
 
     def step(self, e, xw_t, state, rd, bd, hidden):
-        (h,) = state
+        (h,) = state  # None: zero
         rb_h = e.const(bd[5 * hidden:])
+        if h is None:  # H·Rᵀ = 0: n = tanh(xw_h + (r ⊙) Rb_h), H = (1 − z) ⊙ n
+            z = e.unary("logistic", _gate(e, xw_t, 0, hidden))
+            hr = rb_h
+            if self.linear_before_reset:
+                hr = e.binary("multiply", e.unary("logistic", _gate(e, xw_t, 1, hidden)), rb_h)
+            n = e.unary("tanh", e.binary("add", _gate(e, xw_t, 2, hidden), hr))
+            return (e.binary("subtract", n, e.binary("multiply", z, n)),)
         rzr = matmul(e, h, e.const(np.ascontiguousarray(rd[:2 * hidden].T)))  # gates z, r of H·Rᵀ
         z = e.unary("logistic", e.binary("add", _gate(e, xw_t, 0, hidden), _gate(e, rzr, 0, hidden)))
         r = e.unary("logistic", e.binary("add", _gate(e, xw_t, 1, hidden), _gate(e, rzr, 1, hidden)))
