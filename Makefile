@@ -84,19 +84,21 @@ bench-precision: $(STAMP)
 	    --batch 1 --batch 8 --iters $(ITERS) --json build/bench/$$m-precision.json > /dev/null || exit 1; \
 	done
 
-# ORT (cpu) vs OpenVINO (intel) vs TVM (tvm-x86) per model: fp32 for all three, int8 for ORT and
-# OpenVINO (TVM has no int8 path here), 1 thread, batch 1 and 8, one interleaved run per model.
-# A model TVM cannot import (MiniLM: dynamic dims into Reshape) is benched without it.
+# ORT (cpu) vs OpenVINO (intel) vs LiteRT (android, XNNPACK) vs TVM (tvm-x86) per model: fp32 for
+# all four, int8 for ORT, OpenVINO and LiteRT (TVM has no int8 path here), 1 thread, batch 1 and 8,
+# one interleaved run per model. A model TVM cannot import (MiniLM: dynamic dims into Reshape) is
+# benched without it.
 bench-backends: $(STAMP)
 	mkdir -p build/bench
 	for m in digits-cnn efficientnet-lite0 minilm-l6; do \
-	  for t in cpu intel; do for p in fp32 int8; do \
+	  for t in cpu intel android; do for p in fp32 int8; do \
 	    $(PY) -m compiler build --quiet --model $$m --target $$t --precision $$p --out build/bench/$$m-$$t-$$p || exit 1; \
 	  done; done; \
 	  tvm=""; if $(PY) -m compiler build --quiet --model $$m --target tvm-x86 --out build/bench/$$m-tvm-x86-fp32; \
 	    then tvm="--artifact build/bench/$$m-tvm-x86-fp32"; fi; \
-	  $(PY) -m compiler bench --artifact build/bench/$$m-cpu-fp32 --artifact build/bench/$$m-intel-fp32 $$tvm \
-	    --artifact build/bench/$$m-cpu-int8 --artifact build/bench/$$m-intel-int8 \
+	  $(PY) -m compiler bench --artifact build/bench/$$m-cpu-fp32 --artifact build/bench/$$m-intel-fp32 \
+	    --artifact build/bench/$$m-android-fp32 $$tvm \
+	    --artifact build/bench/$$m-cpu-int8 --artifact build/bench/$$m-intel-int8 --artifact build/bench/$$m-android-int8 \
 	    --batch 1 --batch 8 --iters $(ITERS) --json build/bench/$$m-backends.json > /dev/null || exit 1; \
 	done
 
