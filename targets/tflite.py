@@ -25,6 +25,7 @@ import onnx_ir as ir
 from compiler.errors import CompilerError
 from compiler.profile import TargetProfile
 from targets.base import Availability, Backend, Deferred, Engine, Runner
+from targets.isolate import in_child
 from targets.native_stderr import quiet_native_stderr
 from targets.registry import register
 
@@ -99,11 +100,17 @@ class TfliteRunner(Runner):
         from targets.stablehlo.litert import SIGNATURE
 
         resolver = OpResolverType.BUILTIN_REF if kernels == "reference" else OpResolverType.AUTO
+
+        def make():
+            interpreter = Interpreter(model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver)
+            return interpreter, interpreter.get_signature_runner(SIGNATURE)
+
+        self._make = make
+        self.what = f"LiteRT ({KERNELS[kernels]}) running {path.name}"
         with quiet_native_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-            self.interpreter = Interpreter(model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver)
-            self.runner = self.interpreter.get_signature_runner(SIGNATURE)
+            self.interpreter, self.runner = make()
         self.input_names, self.output_names = tuple(inputs), tuple(outputs)
-        self._first = True
+        self._probed: set[tuple] = set()
 
         # A full-integer model takes and returns int8 where the graph's I/O is quantized (the
         # converter folds the first Quantize / last Dequantize into the I/O tensors); like an
@@ -113,9 +120,15 @@ class TfliteRunner(Runner):
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         args = {n: _quantize(np.asarray(feeds[n], order="C"), self.in_q.get(n)) for n in self.input_names}
-        if self._first:  # XNNPACK announces itself on fd 2 at the first invoke
-            self._first = False
-            with quiet_native_stderr():
+        key = tuple((n, a.shape, a.dtype.str) for n, a in args.items())
+        if key not in self._probed:
+            # LiteRT aborts the process on some models (e.g. a uint8 EQUAL) instead of raising:
+            # each new input signature is tried first in a forked child (`targets.isolate`)
+            def probe() -> None:
+                self._make()[1](**args)
+            in_child(probe, self.what)
+            self._probed.add(key)
+            with quiet_native_stderr():  # XNNPACK announces itself on fd 2 at the first invoke
                 out = self.runner(**args)
         else:
             out = self.runner(**args)

@@ -20,16 +20,20 @@ SIGNATURE = "serving_default"
 
 
 def convert(text: str, inputs: list[str], outputs: list[str], quantized: bool) -> bytes:
-    from targets.native_stderr import quiet_native_stderr
+    """In a forked child (`targets.isolate`): the converter aborts the process on some inputs."""
+    from targets.isolate import in_child
 
-    with quiet_native_stderr():  # importing the converter prints oneDNN / absl banners on fd 2
-        from litert_converter import converter_api_ext as api
-        from litert_converter.mlir import ir as mlir
-        from litert_converter.mlir import passmanager
+    return in_child(lambda: _convert(text, inputs, outputs, quantized), "litert-converter")
+
+
+def _convert(text: str, inputs: list[str], outputs: list[str], quantized: bool) -> bytes:
+    from litert_converter import converter_api_ext as api
+    from litert_converter.mlir import ir as mlir
+    from litert_converter.mlir import passmanager
 
     ctx = mlir.Context()
     api.prepare_mlir_context(ctx)
-    with ctx, quiet_native_stderr():
+    with ctx:
         try:
             module = mlir.Module.parse(text)
             api.set_signature(module.operation, SIGNATURE, inputs, outputs)
