@@ -102,7 +102,10 @@ class TfliteRunner(Runner):
         resolver = OpResolverType.BUILTIN_REF if kernels == "reference" else OpResolverType.AUTO
 
         def make():
-            interpreter = Interpreter(model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver)
+            try:
+                interpreter = Interpreter(model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver)
+            except ValueError as e:  # e.g. "Didn't find op for builtin opcode 'CEIL'" in the reference kernels
+                raise RuntimeError(f"LiteRT ({KERNELS[kernels]}): {e}") from None
             return interpreter, interpreter.get_signature_runner(SIGNATURE)
 
         self._make = make

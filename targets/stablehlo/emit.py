@@ -89,8 +89,11 @@ def unsupported(node: ir.Node | None, what: str) -> ToolchainRefused:
 
 def _dense(array: np.ndarray, dtype: str) -> str:
     if dtype == "i1":
-        flat = ", ".join("true" if b else "false" for b in array.ravel().tolist())
-        return f"dense<{flat}>" if array.ndim == 0 else f"dense<[{flat}]>" if array.size else "dense<>"
+        if array.size == 0:
+            return "dense<>"
+        if array.size == 1 or (array == array.ravel()[0]).all():  # splat
+            return "dense<true>" if array.ravel()[0] else "dense<false>"
+        return f"dense<{_nested_bools(array)}>"
     if array.size == 0:
         return "dense<>"
     if array.size == 1 or (array == array.ravel()[0]).all():  # splat
@@ -100,6 +103,13 @@ def _dense(array: np.ndarray, dtype: str) -> str:
             return f"dense<0x{bits}>"
         return f"dense<{int(v)}>"
     return 'dense<"0x' + np.ascontiguousarray(array.astype(NUMPY[dtype])).tobytes().hex().upper() + '">'
+
+
+def _nested_bools(a: np.ndarray) -> str:
+    """A bool array as MLIR's nested literal (the flat form only parses for rank 1)."""
+    if a.ndim == 1:
+        return "[" + ", ".join("true" if b else "false" for b in a.tolist()) + "]"
+    return "[" + ", ".join(_nested_bools(x) for x in a) + "]"
 
 
 class Emitter:

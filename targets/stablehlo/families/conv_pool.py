@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from targets.stablehlo.emit import Emitter, T, Val, _ints, lowering, unsupported
+from targets.stablehlo.emit import FLOATS, NUMPY, Emitter, T, Val, _ints, lowering, unsupported
 
 
 def _spatial_attrs(node, x: Val, kernel: list[int]):
@@ -77,6 +77,9 @@ def _window(e: Emitter, node, x: Val, out: T, body: str, init: float) -> tuple[V
             want = out.shape[2 + i]
             need = (want - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - (d + pads[i][0] + pads[i][1])
             pads[i][1] += max(0, need)
+    if x.type.dtype not in FLOATS and not np.isfinite(init):  # max/min pooling of integers
+        info = np.iinfo(NUMPY[x.type.dtype])
+        init = info.min if init < 0 else info.max
     return e.op("stablehlo.reduce_window", [x, e.scalar(init, x.type.dtype)], out,
                 f"window_dimensions = array<i64{_ints([1, 1, *kernel])}>, "
                 f"window_strides = array<i64{_ints([1, 1, *strides])}>, "

@@ -30,10 +30,11 @@ def matmul(e: Emitter, a: Val, b: Val) -> Val:
         # [..., M, K] · [K, N]: leading dims folded into M — one FULLY_CONNECTED
         dims = e.dims_of(a)
         m = e.product(dims[:-1])
-        k, n = a.type.shape[-1], b.type.shape[-1]
-        flat = e.reshape(a, (m if isinstance(m, int) else None, k), None if isinstance(m, int) else e.concat_dims([m, k]))
+        k, n = dims[-1], e.dims_of(b)[-1]
+        flat = e.reshape(a, (m if isinstance(m, int) else None, a.type.shape[-1]),
+                         None if isinstance(m, int) and isinstance(k, int) else e.concat_dims([m, k]))
         y2 = dot(e, flat, b, 0)
-        shape = (*a.type.shape[:-1], n)
+        shape = (*a.type.shape[:-1], b.type.shape[-1])
         y = e.reshape(y2, shape, None if all(d is not None for d in shape) else e.concat_dims([*dims[:-1], n]))
     else:
         lead = broadcast_shape(a.type.shape[:-2], b.type.shape[:-2])
