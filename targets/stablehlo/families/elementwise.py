@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from targets.stablehlo.emit import FLOATS, Emitter, T, Val, broadcast_shape, lowering, unsupported
+from targets.stablehlo.emit import FLOATS, NUMPY, Emitter, T, Val, broadcast_shape, lowering, unsupported
 
 _BINARY = {"Add": "add", "Sub": "subtract", "Mul": "multiply", "Div": "divide", "Pow": "power",
            "And": "and", "Or": "or", "Xor": "xor", "BitwiseAnd": "and", "BitwiseOr": "or"}
@@ -132,8 +132,11 @@ def isnan(e: Emitter, node, ins, outs):
 def isinf(e: Emitter, node, ins, outs):
     x = ins[0]
     pos, neg = node.attributes.get_int("detect_positive", 1), node.attributes.get_int("detect_negative", 1)
-    a = e.compare("EQ", x, e.scalar(np.inf, x.type.dtype))
-    b = e.compare("EQ", x, e.scalar(-np.inf, x.type.dtype))
+    # beyond the largest finite value, not "== inf": litert-converter canonicalizes inf constants
+    # to ±FLT_MAX (canonicalizing_inf_as_min_max_float), which made `x == inf` false for inf
+    big = float(np.finfo(NUMPY[x.type.dtype]).max)
+    a = e.compare("GT", x, e.scalar(big, x.type.dtype))
+    b = e.compare("LT", x, e.scalar(-big, x.type.dtype))
     if pos and neg:
         return e.binary("or", a, b)
     return a if pos else b if neg else e.binary("and", a, e.unary("not", a))

@@ -97,8 +97,6 @@ def softmax_old(e: Emitter, node, ins, outs):
 def layer_norm(e: Emitter, node, ins, outs):
     x, scale = ins[0], ins[1]
     bias = ins[2] if len(ins) > 2 else None
-    if len(node.outputs) > 1 and any(o.uses() for o in node.outputs[1:]):
-        raise unsupported(node, "the Mean / InvStdDev outputs")
     axis = node.attributes.get_int("axis", -1) % x.type.rank
     eps = node.attributes.get_float("epsilon", 1e-5)
     axes = list(range(axis, x.type.rank))
@@ -110,4 +108,4 @@ def layer_norm(e: Emitter, node, ins, outs):
     y = e.binary("multiply", e.binary("multiply", d, inv), scale)
     if bias is not None:
         y = e.binary("add", y, bias)
-    return [y] + [e.const(np.zeros([dd or 1 for dd in t.shape], np.float32), t.dtype) for t in outs[1:]]
+    return [y, mean, inv][:len(outs)]  # Mean and InvStdDev keep the reduced dims as 1, as ONNX's do
