@@ -89,12 +89,12 @@ def _window(e: Emitter, node, x: Val, out: T, body: str, init: float) -> tuple[V
 
 @lowering("MaxPool", since=8)
 def max_pool(e: Emitter, node, ins, outs):
-    if len(node.outputs) > 1 and node.outputs[1].uses():
+    if len(node.outputs) > 1 and (node.outputs[1].uses() or node.outputs[1].is_graph_output()):
         raise unsupported(node, "MaxPool's Indices output")
     if node.attributes.get_int("storage_order", 0):
         raise unsupported(node, "storage_order=1")
     y, _, _ = _window(e, node, ins[0], T(outs[0].shape, ins[0].type.dtype), "maximum", -np.inf)
-    return [y] + [e.const(np.zeros([d or 1 for d in t.shape], np.int64), "i64") for t in outs[1:]]
+    return [y]
 
 
 @lowering("AveragePool", since=7)
