@@ -46,7 +46,8 @@ def in_child(fn: Callable[[], R], what: str) -> R:
                     data = pickle.dumps(payload)
                 except Exception as e:  # noqa: BLE001 - an unpicklable exception: its text
                     data = pickle.dumps((False, ChildFailed(f"{type(payload[1]).__name__}: {payload[1]} ({e})")))
-                os.write(result.fileno(), data)
+                result.write(data)  # (os.write may write a large .tflite only in part)
+                result.flush()
             except BaseException:  # noqa: BLE001
                 code = 1
             finally:

@@ -288,6 +288,11 @@ class Emitter:
             raise AssertionError("a dynamic reshape needs its shape tensor")
         return self.op("stablehlo.dynamic_reshape", [x, shape_val], out)
 
+    def reshape_dims(self, x: Val, dims: Sequence[int | Val]) -> Val:
+        """`x` reshaped to `dims`: ints, or run-time sizes as tensor<1xi32> (those dims are `?`)."""
+        shape = tuple(d if isinstance(d, int) else None for d in dims)
+        return self.reshape(x, shape, None if all(isinstance(d, int) for d in dims) else self.concat_dims(dims))
+
     def transpose(self, x: Val, perm: Sequence[int]) -> Val:
         if list(perm) == list(range(x.type.rank)):
             return x

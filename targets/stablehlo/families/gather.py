@@ -46,7 +46,7 @@ def _iota(e: Emitter, dims: list, axis: int) -> Val:
 
 def _as_column(e: Emitter, x: Val) -> Val:
     """`x` with a trailing dim of 1 (an index-vector component)."""
-    return e.reshape(x, (*x.type.shape, 1), None if x.type.static else e.concat_dims([*e.dims_of(x), 1]))
+    return e.reshape_dims(x, [*e.dims_of(x), 1])
 
 
 def gather_nd(e: Emitter, data: Val, index: Val, out_shape) -> Val:

@@ -51,9 +51,7 @@ def matmul(e: Emitter, a: Val, b: Val) -> Val:
         drop = {y.type.rank - 1} if squeeze_b else set()
         if squeeze_a:
             drop.add(y.type.rank - 2)
-        shape = tuple(d for i, d in enumerate(y.type.shape) if i not in drop)
-        dims = [d for i, d in enumerate(e.dims_of(y)) if i not in drop]
-        y = e.reshape(y, shape, None if all(d is not None for d in shape) else e.concat_dims(dims))
+        y = e.reshape_dims(y, [d for i, d in enumerate(e.dims_of(y)) if i not in drop])
     return y
 
 

@@ -23,7 +23,7 @@ DEFAULT_ACTS = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"]}
 def _check(node, ins, seq: int | None) -> None:
     if seq is None:
         raise unsupported(node, "a dynamic sequence length (the recurrence is unrolled)")
-    acts = node.attributes.get_strings("activations", []) if "activations" in node.attributes else []
+    acts = node.attributes.get_strings("activations", [])
     dirs = 2 if node.attributes.get_string("direction", "forward") == "bidirectional" else 1
     if acts and [a.lower() for a in acts] != [a.lower() for a in DEFAULT_ACTS[node.op_type] * dirs]:
         raise unsupported(node, f"activations {acts}")
@@ -36,18 +36,11 @@ def _check(node, ins, seq: int | None) -> None:
         raise unsupported(node, "sequence_lens shorter than the sequence (or computed at run time)")
 
 
-def _shaped(e: Emitter, v: Val, dims: list) -> Val:
-    """`v` reshaped to `dims` (ints, or the batch as a tensor<1xi32> read from the input: dims
-    read again from values derived inside the unrolled loop came out as 0 from the converter)."""
-    shape = tuple(d if isinstance(d, int) else None for d in dims)
-    return e.reshape(v, shape, None if all(isinstance(d, int) for d in dims) else e.concat_dims(dims))
-
-
 def _step_input(e: Emitter, xw: Val, t: int, batch) -> Val:
     """xw[t] of a [seq, batch, n] tensor, as [batch, n]."""
     n = xw.type.shape[2]
     part = slice_(e, xw, [t, 0, 0], [t + 1, batch, n], [1, 1, 1], (1, *xw.type.shape[1:]))
-    return _shaped(e, part, [batch, n])
+    return e.reshape_dims(part, [batch, n])
 
 
 def _state(e: Emitter, v: Val | None, d: int, batch: int | Val, hidden: int) -> Val | None:
@@ -57,19 +50,21 @@ def _state(e: Emitter, v: Val | None, d: int, batch: int | Val, hidden: int) -> 
     if v is None:
         return None
     part = slice_(e, v, [d, 0, 0], [d + 1, batch, hidden], [1, 1, 1], (1, *v.type.shape[1:]))
-    return _shaped(e, part, [batch, hidden])
+    return e.reshape_dims(part, [batch, hidden])
 
 
 def _stack(e: Emitter, steps: list[Val], batch, hidden: int) -> Val:
     """[batch, hidden] values stacked on a new leading axis."""
-    return e.concat([_shaped(e, s, [1, batch, hidden]) for s in steps], 0)
+    return e.concat([e.reshape_dims(s, [1, batch, hidden]) for s in steps], 0)
 
 
 def _recurrent(e: Emitter, node, ins, outs, gates: int, cell):
     x, w, r = ins[0], ins[1], ins[2]
     b = ins[3] if len(ins) > 3 else None
     layout = node.attributes.get_int("layout", 0)
-    batch = e.dims_of(x)[1 - layout]  # read from the graph input: the converter gave 0 for a transposed value's dim
+    # dims are read from the graph input, never from values derived inside the unrolled loop or a
+    # transpose of it: litert-converter 0.5.0 turned such reads into 0
+    batch = e.dims_of(x)[1 - layout]
     ins = list(ins)
     if layout == 1:  # x [batch, seq, input] → [seq, batch, input]; states [batch, dirs, H] → [dirs, batch, H]
         x = e.transpose(x, [1, 0, 2])
@@ -100,7 +95,7 @@ def _recurrent(e: Emitter, node, ins, outs, gates: int, cell):
         ys.append(_stack(e, [steps[t] for t in range(seq)], batch, hidden))  # [seq, batch, H]
         hs.append(state[0])
         cs.append(state[1] if len(state) > 1 else None)
-    y = e.concat([_shaped(e, v, [seq, 1, batch, hidden]) for v in ys], 1)  # [seq, dirs, batch, H]
+    y = e.concat([e.reshape_dims(v, [seq, 1, batch, hidden]) for v in ys], 1)  # [seq, dirs, batch, H]
     y_h = _stack(e, hs, batch, hidden)
     y_c = _stack(e, cs, batch, hidden) if cs[0] is not None else None
     if layout == 1:  # Y [batch, seq, dirs, H], Y_h / Y_c [batch, dirs, H]

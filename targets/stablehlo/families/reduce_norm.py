@@ -31,9 +31,7 @@ def _axes(node, ins, rank: int) -> list[int] | None:
 
 def keep_dims(e: Emitter, x: Val, y: Val, axes: list[int]) -> Val:
     """`y` (x reduced over `axes`) reshaped to x's rank with 1 at each reduced axis."""
-    dims = [1 if i in axes else d for i, d in enumerate(e.dims_of(x))]
-    shape = tuple(1 if i in axes else d for i, d in enumerate(x.type.shape))
-    return e.reshape(y, shape, None if all(d is not None for d in shape) else e.concat_dims(dims))
+    return e.reshape_dims(y, [1 if i in axes else d for i, d in enumerate(e.dims_of(x))])
 
 
 def reduce_count(e: Emitter, x: Val, axes: list[int]) -> Val:

@@ -138,7 +138,7 @@ def squeeze(e: Emitter, node, ins, outs):
     shape = tuple(d if isinstance(d, int) else None for d in dims)
     if x.const is not None and x.const.size <= 64:
         return e.const(x.const.reshape(shape), x.type.dtype)
-    return e.reshape(x, shape, None if all(isinstance(d, int) for d in dims) else e.concat_dims(dims))
+    return e.reshape_dims(x, dims)
 
 
 @lowering("Concat", since=4)
