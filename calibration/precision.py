@@ -17,7 +17,7 @@ import onnx
 import onnx_ir as ir
 
 from calibration import fp16 as fp16_mod
-from calibration import qdq, ranges, sensitivity, surgery
+from calibration import qdq, ranges, sensitivity, smooth, surgery
 from calibration.data import checked_batches
 from calibration.fallback import Gate, search
 from compiler import ir as irh
@@ -37,14 +37,18 @@ class PrecisionResult:
     float_nodes: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _calib_ranges(model_path: Path, inputs: list[irh.TensorInfo], spec: ModelSpec, method: str,
-                  op_types: tuple[str, ...], symmetric: bool, percentile: float,
-                  log: Callable[[str], None]) -> ranges.Ranges:
+def _require_calibration(spec: ModelSpec) -> None:
     if spec.calibration is None:
         raise BadInput(
             f"model {spec.name!r} names no calibration data: add a [calibration] table to "
             f"{spec.path or 'its spec'} (images, sentences, npz or python source)."
         )
+
+
+def _calib_ranges(model_path: Path, inputs: list[irh.TensorInfo], spec: ModelSpec, method: str,
+                  op_types: tuple[str, ...], symmetric: bool, percentile: float,
+                  log: Callable[[str], None]) -> ranges.Ranges:
+    _require_calibration(spec)
     c = spec.calibration
     batches = checked_batches(c.data, inputs, c.samples, c.batch_size)
     axes = dict(c.data.batch_axes)  # a state input (layers, batch, hidden) may come first
@@ -60,12 +64,26 @@ def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callab
     method = method or scheme.calibrator
     t0 = time.perf_counter()
     inputs = irh.graph_inputs(ir.load(model_path))
+    equalized = None
+    if scheme.equalize:
+        _require_calibration(spec)
+        c = spec.calibration
+        equalized = smooth.equalize(onnx.load(str(model_path)), checked_batches(c.data, inputs, c.samples, c.batch_size),
+                                    scheme.outlier_ratio)
+        model_path = work / "equalized.onnx"
+        onnx.save(equalized.model, str(model_path))
+        smoothed = [g for g in equalized.inputs if g.alpha is not None]
+        log(f"equalization: {len(smoothed)} of {len(equalized.inputs)} MatMul input(s) smoothed "
+            f"({sum(g.folded_into is not None for g in smoothed)} folded into their LayerNormalization), "
+            f"{len(equalized.outputs)} output(s) with outlier channels scaled, in {time.perf_counter() - t0:.1f} s")
     r = _calib_ranges(model_path, inputs, spec, method, scheme.op_types, scheme.activation_symmetric, scheme.percentile, log)
     t_calib = time.perf_counter() - t0
     float_model = onnx.load(str(model_path))
 
-    full = qdq.quantize(model_path, work / "int8_full.onnx", r, scheme)
-    quantized = qdq.quantized_nodes(full, float_model, scheme.op_types)
+    # the equalization's scaling Muls compute in float: quantized, they would undo it
+    helpers = set(equalized.float_nodes()) if equalized else set()
+    full = qdq.quantize(model_path, work / "int8_full.onnx", r, scheme, exclude=sorted(helpers))
+    quantized = [n for n in qdq.quantized_nodes(full, float_model, scheme.op_types) if n not in helpers]
 
     # Nodes touching a tensor whose range no int8 scale can carry (an additive mask's -3.4e38)
     # are float from the start: quantized, they are useless, and LiteRT aborts the process on
@@ -107,7 +125,8 @@ def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callab
         "preset_source": scheme.source,
         "scheme": {"activation_type": scheme.activation_type, "activation_symmetric": scheme.activation_symmetric,
                    "weight_type": scheme.weight_type, "weight_symmetric": scheme.weight_symmetric,
-                   "per_channel": scheme.per_channel, "op_types": list(scheme.op_types)},
+                   "per_channel": scheme.per_channel, "op_types": list(scheme.op_types),
+                   "equalize": scheme.equalize},
         "samples": r.samples,
         "calibration_seconds": round(t_calib, 3),
         "total_seconds": round(time.perf_counter() - t0, 3),
@@ -116,6 +135,8 @@ def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callab
                      "sensitivity": [{"node": s.node, "op_type": s.op_type, "snr_db_alone": round(s.snr_db, 2)} for s in ranked]},
         "ranges": r.as_dict(),
     }
+    if equalized is not None:
+        stats["equalization"] = {"outlier_ratio": scheme.outlier_ratio, "alphas": list(smooth.ALPHAS), **equalized.summary()}
     return PrecisionResult(result.model_path, stats, r, float_nodes)
 
 

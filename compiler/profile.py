@@ -44,6 +44,11 @@ class QuantScheme:
     # the integer kernels that make int8 worth having run (a float Add costs a Q/DQ pair, a
     # float FULLY_CONNECTED the whole point)
     fallback_last: tuple[str, ...] = ()
+    # channel equalization of constant-weight MatMuls before calibration (`calibration.smooth`):
+    # input smoothing with a searched α, and output channels above `outlier_ratio` × the median
+    # channel's range scaled into it
+    equalize: bool = False
+    outlier_ratio: float = 4.0
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
@@ -78,6 +83,8 @@ def _scheme(t: Table | None, where: str) -> QuantScheme | None:
         calibrator=m.choice("calibrator", CALIBRATORS, "minmax"),
         percentile=float(m.opt("percentile", (int, float), 99.999)),
         fallback_last=tuple(m.opt("fallback_last", list, [])),
+        equalize=m.opt("equalize", bool, False),
+        outlier_ratio=float(m.opt("outlier_ratio", (int, float), 4.0)),
         extra=MappingProxyType(dict(m.opt("extra", dict, {}))),
     )
     m.done()
