@@ -77,8 +77,10 @@ def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callab
             f"({sum(g.folded_into is not None for g in smoothed)} folded into their LayerNormalization), "
             f"{len(equalized.outputs)} output(s) with outlier channels scaled, in {time.perf_counter() - t0:.1f} s")
     r = _calib_ranges(model_path, inputs, spec, method, scheme.op_types, scheme.activation_symmetric, scheme.percentile, log)
-    t_calib = time.perf_counter() - t0
     float_model = onnx.load(str(model_path))
+    if folded := ranges.fold_activations(float_model, r):
+        log(f"{len(folded)} tensor(s) take the range of the Relu/Clip that reads them")
+    t_calib = time.perf_counter() - t0
 
     # the equalization's scaling Muls compute in float: quantized, they would undo it
     helpers = set(equalized.float_nodes()) if equalized else set()

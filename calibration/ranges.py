@@ -147,3 +147,54 @@ def _mse_thresholds(histograms: dict) -> TensorsData:
         highest = np.array(min(float(hi), t), dtype=np.float32)
         out[name] = TensorData(lowest=lowest, highest=highest, hist=hist, hist_edges=edges.astype(np.float32))
     return TensorsData(CalibrationMethod.MinMax, out)  # explicit ranges: ORT uses them as min/max
+
+
+def fold_activations(model, r: Ranges) -> list[str]:
+    """A Relu or Clip that alone reads a tensor: that tensor's range becomes the activation's
+    (the producer's range clipped to the activation's bounds), and `r` is updated in place.
+
+    Quantizing the producer's output to [0, 6] saturates exactly where ReLU6 clips — TFLite's
+    fused activation, ORT's QLinearConv with a clipped output range — where its own range
+    wasted the int8 levels on values the activation throws away: EfficientNet-Lite0's stem
+    convolution writes ±100 before its ReLU6 (3.5 dB SNR for that node alone in int8).
+    Returns the tensors whose range changed."""
+    from onnx import numpy_helper
+
+    consts = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    consts.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in model.graph.node
+                   if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})
+    readers: dict[str, int] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            readers[i] = readers.get(i, 0) + 1
+    outputs = {o.name for o in model.graph.output}
+    changed = []
+    for n in model.graph.node:
+        x = n.input[0] if n.input else ""
+        if n.op_type not in ("Relu", "Clip") or x not in r.data or readers.get(x) != 1 or x in outputs:
+            continue
+        bounds = _activation_bounds(n, consts)
+        if bounds is None:
+            continue
+        lo = float(np.asarray(r.data[x].range_value[0]).min())
+        hi = float(np.asarray(r.data[x].range_value[1]).max())
+        new_lo, new_hi = max(lo, bounds[0]), min(hi, bounds[1])
+        if new_hi <= new_lo or (new_lo, new_hi) == (lo, hi):
+            continue
+        r.data[x] = TensorData(lowest=np.array(new_lo, np.float32), highest=np.array(new_hi, np.float32))
+        changed.append(x)
+    return changed
+
+
+def _activation_bounds(node, consts: dict) -> tuple[float, float] | None:
+    if node.op_type == "Relu":
+        return 0.0, np.inf
+    attrs = {a.name: a.f for a in node.attribute}
+    bounds = [attrs.get("min", -np.inf), attrs.get("max", np.inf)]
+    for k, name in enumerate(node.input[1:3]):
+        if not name:
+            continue
+        if name not in consts:
+            return None  # bounds computed at run time
+        bounds[k] = float(consts[name])
+    return bounds[0], bounds[1]

@@ -6,16 +6,20 @@ BATCH_MATMUL.
 
 from __future__ import annotations
 
+import numpy as np
+
 from targets.stablehlo.emit import Emitter, T, Val, broadcast_shape, lowering, unsupported
 
 
-def dot(e: Emitter, a: Val, b: Val, batch: int) -> Val:
-    """a [..., M, K] · b [..., K, N] with `batch` leading batch dims on both."""
+def dot(e: Emitter, a: Val, b: Val, batch: int, b_transposed: bool = False) -> Val:
+    """a [..., M, K] · b [..., K, N] (b [..., N, K] if `b_transposed`) with `batch` leading
+    batch dims on both."""
     bd = list(range(batch))
-    out = T((*a.type.shape[:batch], a.type.shape[-2], b.type.shape[-1]), a.type.dtype)
+    n = b.type.shape[-2] if b_transposed else b.type.shape[-1]
+    out = T((*a.type.shape[:batch], a.type.shape[-2], n), a.type.dtype)
     return e.op("stablehlo.dot_general", [a, b], out,
                 f"dot_dimension_numbers = #stablehlo.dot<lhs_batching_dimensions = {bd}, rhs_batching_dimensions = {bd}, "
-                f"lhs_contracting_dimensions = [{batch + 1}], rhs_contracting_dimensions = [{batch}]>")
+                f"lhs_contracting_dimensions = [{batch + 1}], rhs_contracting_dimensions = [{batch + int(b_transposed)}]>")
 
 
 def matmul(e: Emitter, a: Val, b: Val) -> Val:
@@ -70,9 +74,20 @@ def gemm(e: Emitter, node, ins, outs):
     alpha, beta = node.attributes.get_float("alpha", 1.0), node.attributes.get_float("beta", 1.0)
     if node.attributes.get_int("transA", 0):
         a = e.transpose(a, [1, 0])
-    if node.attributes.get_int("transB", 0):
-        b = e.transpose(b, [1, 0]) if b.const is None else e.const(b.const.T.copy(), b.type.dtype)
-    y = dot(e, a, b, 0)
+    # transB contracts over B's dim 1 instead of transposing it: [N, K] is FULLY_CONNECTED's own
+    # weight layout, and a transpose after a weight's dequantize hid it from the converter's
+    # integer folding (EfficientNet's classifier stayed a float FULLY_CONNECTED)
+    transposed = bool(node.attributes.get_int("transB", 0))
+    n = b.type.shape[0 if transposed else 1]
+    if (transposed and alpha == 1.0 and beta == 1.0 and c is not None and c.const is not None and n is not None
+            and c.const.size == n and a.type.shape[0] is None):
+        # a constant bias on a dynamic batch: TFL's FULLY_CONNECTED with its bias, as the
+        # converter builds it from a static shape; a dynamic_broadcast_in_dim add after the dot
+        # was not fused, and the int8 FULLY_CONNECTED stayed float
+        bias = e.const(c.const.reshape(n).astype(np.float32), "f32")
+        return e.op("tfl.fully_connected", [a, b, bias], T((None, n), a.type.dtype),
+                    'fused_activation_function = "NONE", keep_num_dims = false, weights_format = "DEFAULT"')
+    y = dot(e, a, b, 0, b_transposed=transposed)
     if alpha != 1.0:
         y = e.binary("multiply", y, e.scalar(alpha, y.type.dtype))
     if c is not None:

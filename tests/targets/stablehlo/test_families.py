@@ -76,8 +76,9 @@ def test_matmul_gemm(tmp_path):
              helper.make_node("MatMul", ["x", "xt"], ["bm"]),                # batched, both dynamic
              helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 2, 1]),
              helper.make_node("Reshape", ["x", "flat"], ["x2"]),
-             helper.make_node("Gemm", ["x2", "w2", "c"], ["g"], transB=1, alpha=0.5)]
-    m = graph_model(nodes, {"x": (F32, ["batch", 4, 6])}, {"m": F32, "bm": F32, "g": F32},
+             helper.make_node("Gemm", ["x2", "w2", "c"], ["g"], transB=1, alpha=0.5),
+             helper.make_node("Gemm", ["x2", "w2", "c"], ["fc"], transB=1)]  # → FULLY_CONNECTED with bias
+    m = graph_model(nodes, {"x": (F32, ["batch", 4, 6])}, {"m": F32, "bm": F32, "g": F32, "fc": F32},
                     {"w": _x(6, 5), "flat": np.array([-1, 24], np.int64), "w2": _x(3, 24), "c": _x(3)})
     m.graph.node.insert(1, m.graph.node.pop(2))  # Transpose before its use
     compare_with_ort(m, _batches("x", 4, 6), tmp_path, atol=1e-4)
