@@ -73,9 +73,10 @@ def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callab
         model_path = work / "equalized.onnx"
         onnx.save(equalized.model, str(model_path))
         smoothed = [g for g in equalized.inputs if g.alpha is not None]
-        log(f"equalization: {len(smoothed)} of {len(equalized.inputs)} MatMul input(s) smoothed "
-            f"({sum(g.folded_into is not None for g in smoothed)} folded into their LayerNormalization), "
-            f"{len(equalized.outputs)} output(s) with outlier channels scaled, in {time.perf_counter() - t0:.1f} s")
+        if equalized.inputs:
+            log(f"equalization: {len(smoothed)} of {len(equalized.inputs)} MatMul input(s) smoothed "
+                f"({sum(g.folded_into is not None for g in smoothed)} folded into their LayerNormalization), "
+                f"{len(equalized.outputs)} output(s) with outlier channels scaled, in {time.perf_counter() - t0:.1f} s")
     r = _calib_ranges(model_path, inputs, spec, method, scheme.op_types, scheme.activation_symmetric, scheme.percentile, log)
     float_model = onnx.load(str(model_path))
     if folded := ranges.fold_activations(float_model, r):

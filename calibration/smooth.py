@@ -149,6 +149,8 @@ def equalize(model: onnx.ModelProto, batches: Iterable[dict[str, np.ndarray]], o
     m.CopyFrom(model)
     g = m.graph
     cands = candidates(m)
+    if not cands:
+        return Smoothed(m)
     mats = [n for ns in cands.values() for n in ns]
     stats = _collect(m, list(cands) + [n.output[0] for n in mats], batches)
     inits = {i.name: i for i in g.initializer}

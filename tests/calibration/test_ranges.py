@@ -85,3 +85,32 @@ def test_calibration_memory_is_flat_in_the_number_of_samples(digits_fp32):
     peak(100)  # warm-up: first-use imports and caches are not calibration memory
     small, large = peak(100), peak(2000)
     assert large <= small * 1.10, (small, large)
+
+
+def test_fold_activations_gives_a_tensor_read_only_by_relu_or_clip_the_activations_range(tmp_path):
+    from onnx import TensorProto, helper, numpy_helper
+
+    from calibration.ranges import fold_activations
+
+    f32 = TensorProto.FLOAT
+    nodes = [helper.make_node("Mul", ["x", "k"], ["a"]), helper.make_node("Relu", ["a"], ["ra"]),
+             helper.make_node("Mul", ["x", "k"], ["b"]), helper.make_node("Clip", ["b", "lo", "hi"], ["cb"]),
+             helper.make_node("Mul", ["x", "k"], ["s"]), helper.make_node("Relu", ["s"], ["rs"]),
+             helper.make_node("Add", ["s", "rs"], ["shared"])]  # s has a second reader: unchanged
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", f32, ["n", 4])],
+                          [helper.make_tensor_value_info(o, f32, None) for o in ("ra", "cb", "shared")],
+                          [numpy_helper.from_array(np.array(10, np.float32), "k"),
+                           numpy_helper.from_array(np.array(-1, np.float32), "lo"),
+                           numpy_helper.from_array(np.array(6, np.float32), "hi")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    path = tmp_path / "m.onnx"
+    onnx.save(m, str(path))
+    x = np.linspace(-2, 2, 16, dtype=np.float32).reshape(4, 4)
+    r = collect(path, [{"x": x}], "minmax", ("Mul", "Relu", "Clip", "Add"))
+    before = r.as_dict()
+    assert before["a"] == {"min": -20.0, "max": 20.0}
+    assert sorted(fold_activations(m, r)) == ["a", "b"]
+    after = r.as_dict()
+    assert after["a"] == {"min": 0.0, "max": 20.0}  # Relu: [0, ∞) ∩ [-20, 20]
+    assert after["b"] == {"min": -1.0, "max": 6.0}  # Clip(-1, 6)
+    assert after["s"] == before["s"]
