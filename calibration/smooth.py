@@ -81,8 +81,6 @@ def candidates(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
 @dataclass
 class _Stats:
     absmax: np.ndarray  # per channel, all rows
-    lo: float
-    hi: float
     rows: np.ndarray  # a sample of rows (≤ SEARCH_ROWS) for the α search
 
 
@@ -100,12 +98,11 @@ def _collect(model: onnx.ModelProto, tensors: list[str], batches: Iterable[dict[
             pick = rows[rng.choice(len(rows), min(len(rows), SEARCH_ROWS), replace=False)]
             a = np.abs(rows).max(axis=0)
             if t not in acc:
-                acc[t] = _Stats(a, float(rows.min()), float(rows.max()), pick)
+                acc[t] = _Stats(a, pick)
             else:
                 s = acc[t]
                 both = np.concatenate([s.rows, pick])
-                acc[t] = _Stats(np.maximum(s.absmax, a), min(s.lo, float(rows.min())), max(s.hi, float(rows.max())),
-                                both[rng.choice(len(both), min(len(both), SEARCH_ROWS), replace=False)])
+                acc[t] = _Stats(np.maximum(s.absmax, a), both[rng.choice(len(both), min(len(both), SEARCH_ROWS), replace=False)])
     return acc
 
 
@@ -204,7 +201,7 @@ def equalize(model: onnx.ModelProto, batches: Iterable[dict[str, np.ndarray]], o
             grp.mul = _insert_mul(g, grp.tensor, inv, f"{MUL_PREFIX}{grp.tensor}", ns)
     for n in mats:
         t = t_out[n.name]
-        if t.max() <= 1.0 or len(readers.get(n.input[1], [])) > 1 and inits.get(n.input[1]) is None:
+        if t.max() <= 1.0:
             continue
         y = n.output[0]
         if y in graph_outputs:
