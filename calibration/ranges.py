@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from onnx import numpy_helper
 from onnxruntime.quantization.calibrate import (
     CalibrationMethod,
     TensorData,
@@ -27,6 +28,7 @@ from onnxruntime.quantization.calibrate import (
 )
 
 from calibration.data import OneBatch
+from calibration.surgery import consumers
 
 METHODS = {
     "minmax": CalibrationMethod.MinMax,
@@ -158,15 +160,10 @@ def fold_activations(model, r: Ranges) -> list[str]:
     wasted the int8 levels on values the activation throws away: EfficientNet-Lite0's stem
     convolution writes ±100 before its ReLU6 (3.5 dB SNR for that node alone in int8).
     Returns the tensors whose range changed."""
-    from onnx import numpy_helper
-
     consts = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     consts.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in model.graph.node
                    if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})
-    readers: dict[str, int] = {}
-    for n in model.graph.node:
-        for i in n.input:
-            readers[i] = readers.get(i, 0) + 1
+    readers = {t: len(ns) for t, ns in consumers(model).items()}
     outputs = {o.name for o in model.graph.output}
     changed = []
     for n in model.graph.node:

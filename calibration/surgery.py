@@ -27,7 +27,7 @@ import onnx_ir as ir
 from onnx_ir.passes.common import RemoveUnusedNodesPass
 
 
-def _producers(m: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
+def producers(m: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
     return {o: n for n in m.graph.node for o in n.output}
 
 
@@ -35,7 +35,7 @@ def _nodes(m: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
     return {n.name: n for n in m.graph.node}
 
 
-def _consumers(m: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
+def consumers(m: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
     out: dict[str, list[onnx.NodeProto]] = {}
     for n in m.graph.node:
         for i in n.input:
@@ -58,7 +58,7 @@ def _cleanup(m: onnx.ModelProto) -> onnx.ModelProto:
 
 def _output_dq(q: onnx.ModelProto, tensor: str) -> list[tuple[onnx.NodeProto, onnx.NodeProto]]:
     """(QuantizeLinear, DequantizeLinear) pairs that re-quantize `tensor` in Q."""
-    cons = _consumers(q)
+    cons = consumers(q)
     pairs = []
     for qn in cons.get(tensor, []):
         if qn.op_type == "QuantizeLinear" and qn.input[0] == tensor:
@@ -69,7 +69,7 @@ def _output_dq(q: onnx.ModelProto, tensor: str) -> list[tuple[onnx.NodeProto, on
 def only(float_model: onnx.ModelProto, qdq_model: onnx.ModelProto, node: str) -> onnx.ModelProto:
     out = onnx.ModelProto()
     out.CopyFrom(float_model)
-    q_nodes, prod = _nodes(qdq_model), _producers(qdq_model)
+    q_nodes, prod = _nodes(qdq_model), producers(qdq_model)
     q_inits = {i.name: i for i in qdq_model.graph.initializer}
     taken = _names(out)
     rename: dict[str, str] = {}
@@ -104,7 +104,7 @@ def only(float_model: onnx.ModelProto, qdq_model: onnx.ModelProto, node: str) ->
                 copy(q)
             copy(dq)
         new_inputs.append(rename.get(name, name))
-    f_consumers = _consumers(out)
+    f_consumers = consumers(out)
     target = _nodes(out)[node]
     for k, x in enumerate(q_node.output):
         if x != target.output[k]:
@@ -142,11 +142,11 @@ def revert(qdq_model: onnx.ModelProto, float_model: onnx.ModelProto, nodes: Iter
     still_quantized = set(quantized) - set(nodes)
     f_nodes = _nodes(float_model)
     f_inits = {i.name: i for i in float_model.graph.initializer}
-    f_prod = _producers(float_model)
+    f_prod = producers(float_model)
     # still-quantized producers whose output stays quantized for reverted consumers too
     keep_from = {n for n in still_quantized if f_nodes[n].op_type in set(keep_output_ops)}
     o_nodes = _nodes(out)
-    produced = _producers(out)
+    produced = producers(out)
     taken = _names(out)
     for name in nodes:
         q_node = o_nodes[name]

@@ -128,3 +128,23 @@ def test_a_channel_quiet_in_calibration_is_not_amplified_beyond_the_median_chann
     s = smooth._scales(xmax, wmax, 0.8)
     assert s[0] == s[1]  # floored at the median channel, not divided by 0.01^0.8
     assert s[4] > s[1]
+
+
+def test_a_matmul_chain_reading_a_graph_input_stays_exact():
+    """x (graph input) → MatMul W1 → y → MatMul W2 → z: y is both an outlier output and the next
+    MatMul's input; both rewrites apply to it and the float result is unchanged."""
+    rng = np.random.default_rng(3)
+    w1 = rng.normal(0, 0.2, (C, H)).astype(np.float32)
+    w1[:, 2] *= 200
+    w2 = rng.normal(0, 0.2, (H, C)).astype(np.float32)
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w1"], ["y"], name="mm1"), helper.make_node("MatMul", ["y", "w2"], ["z"], name="mm2")],
+        "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", C])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["n", C])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    eq = smooth.equalize(m, _batches())
+    assert [o.tensor for o in eq.outputs] == ["y"] and {i.tensor for i in eq.inputs} == {"x", "y"}
+    onnx.checker.check_model(eq.model, full_check=True)
+    x = _batches(1, seed=5)[0]
+    np.testing.assert_allclose(_run(eq.model, x)[0], _run(m, x)[0], rtol=1e-4, atol=1e-3)

@@ -80,7 +80,7 @@ def gemm(e: Emitter, node, ins, outs):
     transposed = bool(node.attributes.get_int("transB", 0))
     n = b.type.shape[0 if transposed else 1]
     if (transposed and alpha == 1.0 and beta == 1.0 and c is not None and c.const is not None and n is not None
-            and c.const.size == n and a.type.shape[0] is None):
+            and c.const.size == n and a.type.shape[0] is None and a.type.dtype == "f32"):
         # a constant bias on a dynamic batch: TFL's FULLY_CONNECTED with its bias, as the
         # converter builds it from a static shape; a dynamic_broadcast_in_dim add after the dot
         # was not fused, and the int8 FULLY_CONNECTED stayed float
