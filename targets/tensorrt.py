@@ -5,15 +5,17 @@ two halves:
 
 - **Host (any machine)**: the ONNX the engine will be built from (for int8 the QDQ model with
   the ``tensorrt`` preset: symmetric int8, per-channel weights), checked node by node against
-  TensorRT's ONNX operator support (`tensorrt_support`); ``calibration.cache`` (TensorRT text
+  TensorRT's ONNX operator support (`tensorrt_support`, parsed from onnx-tensorrt's own table);
+  ``calibration.cache`` (TensorRT text
   format, for the implicit/DLA path); ``build_engine.sh`` with the exact ``trtexec`` command
   (shape profiles from the spec's dynamic dims, precision flags, workspace, DLA, timing cache);
   and, where TensorRT cannot run, parity of that ONNX through ONNX Runtime as the host-side
   numerical check. The manifest marks the engine build and engine verification deferred, with
   the commands that finish them.
 - **Device (CUDA + TensorRT)**: Polygraphy's loaders parse the ONNX, build with the same
-  configuration, save ``model.plan`` and the timing cache, and Polygraphy's TrtRunner runs it
-  for verification.
+  configuration, save ``model.plan``, the timing cache and ``engine.json`` (the TensorRT version and
+  GPU architecture it was built for, `tensorrt_plan`), and Polygraphy's TrtRunner runs it for
+  verification. A plan is refused, before TensorRT reads it, on any other TensorRT or GPU.
 
 UNVERIFIED: no machine here has CUDA or TensorRT (its PyPI packages download from NVIDIA's index,
 which is unreachable). The device half (`_build_plan`, `TrtRunner` use) is written against
@@ -29,9 +31,9 @@ import numpy as np
 import onnx_ir as ir
 
 from compiler import ir as irh
-from compiler.errors import BadInput, ToolchainMissing
+from compiler.errors import BadInput, ToolchainMissing, ToolchainRefused
 from compiler.profile import TargetProfile
-from targets import tensorrt_support
+from targets import tensorrt_plan, tensorrt_support
 from targets.base import Availability, Backend, Deferred, Engine, Runner
 from targets.registry import register
 
@@ -113,6 +115,9 @@ def build_script(cmd: list[str], profile: TargetProfile) -> str:
         "set -eu",
         'cd "$(dirname "$0")"',
         " ".join(shlex.quote(c) for c in cmd),
+        f"# Stamp the TensorRT version and GPU architecture into {tensorrt_plan.STAMP}; loading refuses any other.",
+        "if python3 -c 'import targets.tensorrt_plan' 2>/dev/null; then python3 -m targets.tensorrt_plan .; "
+        f"else echo 'note: model-compiler is not importable here; {tensorrt_plan.STAMP} not written' >&2; fi",
         "",
     ])
 
@@ -128,33 +133,51 @@ class TensorRtBackend(Backend):
             return Availability(True, True, why, versions)
         return Availability(
             True, False,
-            f"{why}. This host prepares everything (ONNX, calibration cache, build_engine.sh, operator check) and "
-            "checks the ONNX through ONNX Runtime; the engine build and its verification are deferred to the device",
+            f"{why}. This host prepares everything (ONNX, calibration cache, build_engine.sh, the operator check against "
+            f"onnx-tensorrt's table for TensorRT {tensorrt_support.table().tensorrt}) and checks the ONNX through ONNX Runtime; "
+            f"the engine build and its verification are deferred to the device (built for {profile.toolchain.get('gpu_arch', 'its GPU')})",
             versions,
         )
 
     def compile(self, model: ir.Model, model_path: Path, profile: TargetProfile, precision: str, workdir: Path) -> Engine:
-        problems = tensorrt_support.check(model, str(profile.toolchain.get("tensorrt", "10")))
+        pin = str(profile.toolchain.get("tensorrt", "10"))
+        problems = tensorrt_support.check(model, pin)
         if problems:
             listed = "; ".join(str(p) for p in problems[:10]) + (f"; … {len(problems) - 10} more" if len(problems) > 10 else "")
             raise BadInput(f"{len(problems)} node(s) that TensorRT's ONNX parser does not support: {listed}.")
         cmd = trtexec_command(model, profile, precision)
         (workdir / SCRIPT).write_text(build_script(cmd, profile))
         (workdir / SCRIPT).chmod(0o755)
+        table = tensorrt_support.table()
         info = {
             "trtexec": " ".join(shlex.quote(c) for c in cmd),
             "shape_profiles": {k: [list(x) for x in v] for k, v in shape_ranges(model, profile).items()},
             "dla_core": int(profile.option("dla_core", -1)),
             "workspace_mib": int(profile.option("workspace_mib", 4096)),
             "device": f"{profile.device.name} ({profile.device.arch})",
+            "built_for": {"tensorrt": pin, "gpu_arch": profile.toolchain.get("gpu_arch", "any")},
+            "operator_table": {
+                **table.describe(),
+                "unchecked_restrictions": tensorrt_support.unchecked(model, pin),
+                **({"opset": note} if (note := tensorrt_support.opset_note(model, pin)) else {}),
+            },
         }
         ok, why, versions = _trt_status()
         if ok:
+            here = tensorrt_plan.this_device()
+            wanted = profile.toolchain.get("gpu_arch")
+            if wanted and not tensorrt_plan.arch_matches(wanted, here.gpu_arch):
+                raise ToolchainRefused(
+                    f"tensorrt: target {profile.name!r} is for {wanted} ({profile.device.name}); this GPU is "
+                    f"{here.gpu_arch} ({here.gpu_name}). Build for the target on its own device, or pick the target for this GPU."
+                )
             _build_plan(model_path, profile, precision, workdir)
+            here.write(workdir)
             from compiler.artifacts import sha256_file
 
-            info.update(versions, timing_cache_sha256=sha256_file(workdir / TIMING_CACHE))
-            return Engine(self.name, precision, workdir, PLAN, [PLAN, SCRIPT, TIMING_CACHE], info)
+            info.update(versions, timing_cache_sha256=sha256_file(workdir / TIMING_CACHE),
+                        built_for={"tensorrt": here.tensorrt, "gpu_arch": here.gpu_arch, "gpu_name": here.gpu_name})
+            return Engine(self.name, precision, workdir, PLAN, [PLAN, SCRIPT, TIMING_CACHE, tensorrt_plan.STAMP], info)
         info["host_check"] = f"onnxruntime on {ONNX} (the exact graph the engine is built from)"
         deferred = [
             Deferred("engine-build", f"{why}; TensorRT engines are built on the device they run on",
@@ -168,7 +191,8 @@ class TensorRtBackend(Backend):
         ok, why, _ = _trt_status()
         if not ok or engine.entry != PLAN:
             raise ToolchainMissing(f"cannot run a TensorRT engine here: {why}.")
-        return TrtPlanRunner(engine.dir / PLAN)
+        tensorrt_plan.refuse_other_device(engine.dir, tensorrt_plan.this_device())  # pragma: no cover - needs CUDA
+        return TrtPlanRunner(engine.dir / PLAN)  # pragma: no cover - needs CUDA
 
     def host_check(self, engine: Engine) -> Runner | None:
         from targets.ort import OrtRunner
