@@ -19,7 +19,7 @@ export TVM_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup build golden verify bench bench-passes bench-precision bench-backends test test-slow test-coverage targets clean
+.PHONY: setup build golden verify bench bench-passes bench-precision bench-backends bench-versus test test-slow test-coverage targets clean
 
 setup: $(STAMP)
 
@@ -101,6 +101,13 @@ bench-backends: $(STAMP)
 	    --artifact build/bench/$$m-cpu-int8 --artifact build/bench/$$m-intel-int8 --artifact build/bench/$$m-android-int8 \
 	    --batch 1 --batch 8 --iters $(ITERS) --json build/bench/$$m-backends.json > /dev/null || exit 1; \
 	done
+
+# Ours vs the flows a user runs by hand (ORT fp32 / static QDQ / dynamic int8, OpenVINO default and
+# f32, NNCF int8) and PyTorch eager, per model in one interleaved run, accuracy on held-out real
+# inputs (bench/heldout/) no build step reads. Table in build/bench/versus.md, JSON beside it.
+bench-versus: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[bench]"
+	$(PY) -m compiler.versus --model efficientnet-lite0 --model minilm-l6 --batch 1 --batch 8 --iters $(ITERS) --out build/bench
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow and not coverage" $(PYTEST_ARGS)

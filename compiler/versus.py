@@ -1,0 +1,367 @@
+"""`make bench-versus`: our artifacts against the flows a user runs by hand, in one run.
+
+Per model, one interleaved timing run (flow A, B, C, … per iteration, 1 thread, batch 1 and 8)
+over: PyTorch eager; by hand on the raw export — ONNX Runtime fp32, ORT static QDQ (its defaults:
+u8 activations, MinMax), ORT dynamic int8 per-channel, OpenVINO default (its own precision hint:
+bf16 on AMX CPUs), OpenVINO f32, NNCF int8 (OpenVINO's own quantizer); and our built artifacts
+through their own runners (so any overhead they add is measured). Accuracy is judged on a
+held-out real set (``bench/heldout/<model>.toml``) that no build step reads, against eager fp32
+on the same inputs: top-1 agreement for classifiers, min cosine for embeddings at each of several
+sequence lengths. Results: ``<out>/versus-<model>.json`` and a table in ``<out>/versus.md``.
+
+The by-hand flows use each tool's documented defaults and the model's own calibration data; they
+are bench-only (NNCF is the ``bench`` extra). Never assert these numbers in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compiler import datasets, frontend
+from compiler import spec as spec_mod
+from compiler.bench import at_batch
+from compiler.errors import BadInput
+from compiler.imports import call_factory
+from compiler.tomlschema import Table, load_toml
+
+HELDOUT_DIR = Path(__file__).resolve().parent.parent / "bench" / "heldout"
+# Ours: (target, precision) built per model. android's LiteRT runs here (XNNPACK), so it is measured too.
+OURS = (("cpu", "fp32"), ("cpu", "int8"), ("intel", "fp32"), ("intel", "bf16"), ("intel", "int8"), ("android", "int8"))
+
+
+# ---------------------------------------------------------------- held-out data
+
+
+@dataclass
+class HeldOut:
+    kind: str  # "classifier" | "embedding"
+    # per evaluation group (e.g. "224px", "seq 16"): a list of feeds, one sample each (batch 1)
+    groups: dict[str, list[dict[str, np.ndarray]]]
+    timing: dict[str, np.ndarray]  # the feeds timing repeats to the batch size
+    describe: str
+    bar: str = ""
+
+
+def _corner_views(src: datasets.ImagesSource, short: int) -> list[np.ndarray]:
+    """The four corner crops of each photo resized to short side `short` (same normalization)."""
+    from PIL import Image
+
+    out = []
+    for path in src.paths():
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            w, h = im.size
+            s = short / min(w, h)
+            im = im.resize((round(w * s), round(h * s)), Image.BILINEAR)
+            w, h = im.size
+            c = src.crop
+            for left, top in ((0, 0), (w - c, 0), (0, h - c), (w - c, h - c)):
+                x = np.asarray(im.crop((left, top, left + c, top + c)), np.float32)
+                out.append(((x - np.asarray(src.mean, np.float32)) / np.asarray(src.std, np.float32)).transpose(2, 0, 1))
+    return out
+
+
+def load_heldout(spec: spec_mod.ModelSpec, path: Path) -> HeldOut:
+    t = Table(load_toml(path, "held-out set"), str(path))
+    names = spec.input_names
+    if t.req("source", str) == "images":
+        corner = t.opt("corner_views_short", int, 0)
+        plain = {k: v for k, v in t.raw().items() if k != "corner_views_short"}
+        src = datasets.parse_source(Table(plain, str(path)), names, path.parent)
+        views = list(src.load().feeds[names[0]])
+        if corner:
+            views += _corner_views(src, corner)
+        feeds = [{names[0]: v[None]} for v in views]
+        return HeldOut("classifier", {"views": feeds}, feeds[0], f"{len(views)} views of {len(src.files)} photos ({path.name})",
+                       "top-1 agreement with eager fp32")
+    lengths = t.req("lengths", list)
+    plain = {k: v for k, v in t.raw().items() if k != "lengths"}
+    groups: dict[str, list[dict[str, np.ndarray]]] = {}
+    timing: dict[str, np.ndarray] = {}
+    for n in lengths:
+        src = datasets.parse_source(Table({**plain, "max_length": int(n)}, str(path)), names, path.parent)
+        tok = call_factory(src.tokenizer, "tokenizer factory")
+        enc = tok(list(src.sentences), padding="max_length", truncation=True, max_length=int(n), return_tensors="np")
+        arrays = {k: np.asarray(enc[k], np.int64) for k in names}
+        groups[f"seq {n}"] = [{k: a[i : i + 1] for k, a in arrays.items()} for i in range(len(src.sentences))]
+        longest = int(np.argmax(arrays[names[-1]].sum(axis=1))) if "attention_mask" in arrays else 0
+        timing = {k: a[longest : longest + 1] for k, a in arrays.items()}  # the longest length (last), most real tokens
+    count = len(plain["sentences"])
+    return HeldOut("embedding", groups, timing, f"{count} sentences at {', '.join(map(str, lengths))} tokens ({path.name})",
+                   "min cosine to eager fp32")
+
+
+# ---------------------------------------------------------------- flows
+
+
+@dataclass
+class Flow:
+    name: str
+    group: str  # "eager" | "by hand" | "ours"
+    run: Callable[[dict[str, np.ndarray]], list[np.ndarray]]
+    detail: str = ""
+    close: Callable[[], None] = field(default=lambda: None)
+
+
+def _eager(spec: spec_mod.ModelSpec) -> Flow:
+    import torch
+
+    module, examples = frontend.load_torch(spec)
+    names = frontend.input_names_of(module, examples, spec)
+
+    def run(feeds):
+        with torch.inference_mode():
+            return [np.asarray(v) for v in frontend.run_eager(module, feeds, names, spec).values()]
+
+    return Flow("PyTorch eager fp32", "eager", run, f"torch {torch.__version__}, 1 thread")
+
+
+def _ort(path: Path, name: str, detail: str) -> Flow:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    inputs = [i.name for i in sess.get_inputs()]
+    return Flow(name, "by hand", lambda feeds: sess.run(None, {n: feeds[n] for n in inputs}), detail)
+
+
+def _openvino(model: Any, name: str, detail: str, hint: str | None = None) -> Flow:
+    import openvino as ov
+
+    config = {"INFERENCE_NUM_THREADS": 1, "NUM_STREAMS": 1}
+    if hint:
+        config["INFERENCE_PRECISION_HINT"] = hint
+    compiled = ov.Core().compile_model(model, "CPU", config)
+    request = compiled.create_infer_request()
+    outs = list(compiled.outputs)
+    hint_now = compiled.get_property("INFERENCE_PRECISION_HINT")
+    precision = hint_now.get_type_name() if hasattr(hint_now, "get_type_name") else str(hint_now)
+
+    def run(feeds):
+        request.infer(feeds, share_inputs=True)
+        return [request.get_tensor(o).data.copy() for o in outs]
+
+    return Flow(name, "by hand", run, f"{detail}; executes {precision}")
+
+
+class _Reader:
+    """onnxruntime.quantization's CalibrationDataReader over the model's calibration samples."""
+
+    def __init__(self, samples: list[dict[str, np.ndarray]]):
+        self.items = iter(samples)
+
+    def get_next(self):
+        return next(self.items, None)
+
+
+def _calibration(spec: spec_mod.ModelSpec) -> list[dict[str, np.ndarray]]:
+    if spec.calibration is None:
+        raise BadInput(f"model {spec.name!r} has no [calibration] data; the by-hand int8 flows need it.")
+    out = []
+    for batch in spec.calibration.data.batches(1, spec.calibration.samples):
+        out.append({k: np.ascontiguousarray(v) for k, v in batch.feeds.items()})
+    return out
+
+
+def by_hand_flows(spec: spec_mod.ModelSpec, raw: Path, work: Path, transformer: bool, log: Callable[[str], None]) -> list[Flow]:
+    import openvino as ov
+    from onnxruntime.quantization import QuantType, quantize_dynamic, quantize_static
+
+    calib = _calibration(spec)
+    flows = [_ort(raw, "ORT fp32 (raw export)", "onnxruntime, default graph optimizations")]
+    log("by hand: ORT static QDQ (defaults: QDQ, u8 activations, s8 weights, MinMax)")
+    quantize_static(str(raw), str(work / "ort_static.onnx"), _Reader(calib))
+    flows.append(_ort(work / "ort_static.onnx", "ORT static QDQ int8", f"quantize_static defaults, {len(calib)} calibration samples"))
+    if transformer:
+        log("by hand: ORT dynamic int8, per-channel")
+        quantize_dynamic(str(raw), str(work / "ort_dynamic.onnx"), per_channel=True, weight_type=QuantType.QInt8)
+        flows.append(_ort(work / "ort_dynamic.onnx", "ORT dynamic int8 per-channel", "quantize_dynamic(per_channel=True, QInt8)"))
+    ov_model = ov.convert_model(str(raw))
+    flows.append(_openvino(ov_model, "OpenVINO default", "compile_model defaults"))
+    flows.append(_openvino(ov_model, "OpenVINO f32", "INFERENCE_PRECISION_HINT=f32", "f32"))
+    try:
+        import nncf
+    except ImportError:
+        log("NNCF is not installed (pip install -e '.[bench]'); its flow is skipped")
+        return flows
+    log("by hand: NNCF int8 (nncf.quantize defaults)")
+    kw = {"model_type": nncf.ModelType.TRANSFORMER} if transformer else {}
+    q = nncf.quantize(ov.convert_model(str(raw)), nncf.Dataset(calib), subset_size=len(calib), **kw)
+    flows.append(_openvino(q, "NNCF int8", "nncf.quantize" + (" (TRANSFORMER)" if transformer else "") + f", {len(calib)} samples, compile defaults"))
+    return flows
+
+
+def our_flows(model: str, out: Path, ours: tuple[tuple[str, str], ...], log: Callable[[str], None]) -> list[Flow]:
+    from compiler.pipeline import BuildOptions, build, load_artifact
+
+    flows = []
+    for target, precision in ours:
+        directory = out / f"{model}-{target}-{precision}"
+        log(f"ours: build {model} --target {target} --precision {precision}")
+        t0 = time.perf_counter()
+        try:
+            build(model, target, BuildOptions(precision=precision, out=directory))
+        except Exception as e:  # noqa: BLE001 - reported in the table, the rest still measured
+            log(f"  {target} {precision} did not build: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+            continue
+        seconds = time.perf_counter() - t0
+        manifest, runner = load_artifact(directory, threads=1)
+        names = list(runner.output_names) or None
+        floats = manifest.get("calibration", {}).get("float_nodes") if isinstance(manifest.get("calibration"), dict) else None
+
+        def run(feeds, runner=runner, names=names):
+            res = runner.run(feeds)
+            return [res[n] for n in (names or res)]
+
+        flows.append(Flow(f"ours {target} {precision}", "ours", run,
+                          f"{manifest['engine']['backend']}, built in {seconds:.0f} s" + (f", {len(floats)} nodes float" if floats else ""),
+                          runner.close))
+    return flows
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def accuracy(held: HeldOut, flow: Flow, reference: dict[str, list[list[np.ndarray]]]) -> dict[str, Any]:
+    got = {g: [flow.run(f) for f in feeds] for g, feeds in held.groups.items()}
+    if held.kind == "classifier":
+        agree = total = 0
+        for g in held.groups:
+            for ref, out in zip(reference[g], got[g]):
+                agree += int(np.argmax(ref[0]) == np.argmax(out[0]))
+                total += 1
+        return {"agree": agree, "total": total, "score": agree / total, "text": f"{agree}/{total}"}
+    per = {}
+    for g in held.groups:
+        cos = []
+        for ref, out in zip(reference[g], got[g]):
+            a, b = ref[0].ravel().astype(np.float64), out[0].ravel().astype(np.float64)
+            cos.append(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30)))
+        per[g] = min(cos)
+    worst = min(per.values())
+    return {"min_cosine": per, "score": worst, "text": f"{worst:.4f} (" + ", ".join(f"{g}: {c:.4f}" for g, c in per.items()) + ")"}
+
+
+def time_flows(flows: list[Flow], timing: dict[str, np.ndarray], batches: list[int], iters: int, warmup: int) -> dict[str, dict[int, float]]:
+    p50: dict[str, dict[int, float]] = {f.name: {} for f in flows}
+    for batch in batches:
+        feeds = {k: at_batch(v, batch) for k, v in timing.items()}
+        for f in flows:
+            for _ in range(warmup):
+                f.run(feeds)
+        times: dict[str, list[float]] = {f.name: [] for f in flows}
+        for _ in range(iters):
+            for f in flows:
+                t = time.perf_counter()
+                f.run(feeds)
+                times[f.name].append(time.perf_counter() - t)
+        for name, ts in times.items():
+            p50[name][batch] = float(np.median(ts) * 1e3)
+    return p50
+
+
+def verdict(rows: list[dict[str, Any]], batches: list[int], bar: float, margin: float = 1.15) -> list[str]:
+    lines = []
+    for b in batches:
+        hand = [r for r in rows if r["group"] == "by hand" and r["accuracy"]["score"] >= bar]
+        ours = [r for r in rows if r["group"] == "ours" and r["accuracy"]["score"] >= bar]
+        if not hand or not ours:
+            lines.append(f"batch {b}: {'no by-hand flow' if not hand else 'none of ours'} keeps the accuracy bar ({bar}).")
+            continue
+        h = min(hand, key=lambda r: r["p50_ms"][str(b)])
+        o = min(ours, key=lambda r: r["p50_ms"][str(b)])
+        ratio = h["p50_ms"][str(b)] / o["p50_ms"][str(b)]
+        lines.append(f"batch {b}: fastest by hand at the bar: {h['flow']} {h['p50_ms'][str(b)]:.2f} ms; ours: {o['flow']} "
+                     f"{o['p50_ms'][str(b)]:.2f} ms → **{ratio:.2f}×** ({'meets' if ratio >= margin else 'misses'} the {margin}× target)")
+    return lines
+
+
+def run(model: str, out: Path, batches: list[int], iters: int, warmup: int, ours: tuple[tuple[str, str], ...] = OURS,
+        log: Callable[[str], None] = print) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(1)
+    spec = spec_mod.resolve(model)
+    held = load_heldout(spec, HELDOUT_DIR / f"{spec.name}.toml")
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="versus-") as tmp:
+        work = Path(tmp)
+        log(f"{spec.name}: held-out {held.describe}")
+        golden = spec.golden.load().feeds if spec.golden is not None else None
+        fe = frontend.load(spec, golden, log=lambda s: None)
+        import onnx_ir as ir
+
+        raw = work / "raw.onnx"
+        ir.save(fe.model, raw)
+        transformer = sum(n.op_type in ("MatMul", "Gemm") for n in fe.model.graph) > sum(n.op_type == "Conv" for n in fe.model.graph)
+        flows = [_eager(spec), *by_hand_flows(spec, raw, work, transformer, log), *our_flows(spec.name, out, ours, log)]
+        eager = flows[0]
+        reference = {g: [eager.run(f) for f in feeds] for g, feeds in held.groups.items()}
+        log("accuracy on the held-out set …")
+        acc = {f.name: accuracy(held, f, reference) for f in flows}
+        log(f"timing {len(flows)} flows, interleaved, batches {batches}, {iters} iterations …")
+        p50 = time_flows(flows, held.timing, batches, iters, warmup)
+        for f in flows:
+            f.close()
+    rows = []
+    for f in flows:
+        rows.append({
+            "flow": f.name, "group": f.group, "detail": f.detail,
+            "p50_ms": {str(b): p50[f.name][b] for b in batches},
+            "x_eager": {str(b): p50[eager.name][b] / p50[f.name][b] for b in batches},
+            "accuracy": acc[f.name],
+        })
+    bar = 0.9 if held.kind == "classifier" else 0.99
+    result = {"model": spec.name, "heldout": held.describe, "accuracy_measure": held.bar, "accuracy_bar": bar,
+              "batches": batches, "iters": iters, "warmup": warmup, "threads": 1, "rows": rows,
+              "verdict": verdict(rows, batches, bar)}
+    (out / f"versus-{spec.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    parts = ["# Ours vs the runtimes' own flows (`make bench-versus`)", "",
+             "One interleaved run per model, 1 thread, p50 ms; ×eager = eager p50 / flow p50 in the same run. "
+             "Accuracy on held-out real inputs no build step saw, against eager fp32.", ""]
+    for r in results:
+        b = r["batches"]
+        parts += [f"## {r['model']}", "", f"Held-out: {r['heldout']}; accuracy = {r['accuracy_measure']} (bar {r['accuracy_bar']}).", "",
+                  "| flow | " + " | ".join(f"b{x} ms" for x in b) + " | ×eager " + " / ".join(f"b{x}" for x in b) + " | accuracy | how |",
+                  "|---|" + "---|" * len(b) + "---|---|---|"]
+        for row in r["rows"]:
+            parts.append(f"| {row['flow']} | " + " | ".join(f"{row['p50_ms'][str(x)]:.2f}" for x in b) + " | "
+                         + " / ".join(f"{row['x_eager'][str(x)]:.2f}" for x in b) + f" | {row['accuracy']['text']} | {row['detail']} |")
+        parts += ["", *[f"- {line}" for line in r["verdict"]], ""]
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m compiler.versus", description=__doc__.splitlines()[0])
+    p.add_argument("--model", action="append", required=True)
+    p.add_argument("--batch", type=int, action="append")
+    p.add_argument("--iters", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--out", type=Path, default=Path("build/bench"))
+    p.add_argument("--ours", action="append", metavar="TARGET:PRECISION",
+                   help="our artifacts to build and measure (default: " + " ".join(f"{t}:{q}" for t, q in OURS) + ")")
+    a = p.parse_args(argv)
+    ours = tuple(tuple(x.split(":", 1)) for x in a.ours) if a.ours else OURS
+    results = [run(m, a.out, a.batch or [1, 8], a.iters, a.warmup, ours) for m in a.model]
+    text = markdown(results)
+    (a.out / "versus.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
