@@ -28,7 +28,7 @@ def test_intel_fp32_parity(tmp_path, name, gate):
     assert stats["max_abs"] <= 1e-4 if gate == "max_abs" else stats["cosine"] >= 0.9999
     _, runner = load_artifact(out)
     with runner:  # the hint is really set: this CPU's default would be bf16
-        assert str(runner.compiled.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'float32'>"
+        assert str(runner.dynamic.compiled.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'float32'>"
 
 
 @pytest.mark.parametrize("name", ["digits-cnn", "efficientnet-lite0", "minilm-l6"])
