@@ -150,7 +150,7 @@ def test_table_is_parsed_from_the_vendored_onnx_tensorrt_document():
     rows = [line for line in text.splitlines() if line.startswith("| ") and line.split("|")[2].strip() in ("Y", "N")]
     assert len(t.ops) == len(rows) > 150
     assert t.tensorrt.startswith("10.") and t.opsets[0] <= 20 <= t.opsets[1]
-    assert t.source["commit"] in t.describe()["source"][-14:] or t.source["commit"][:12] in t.describe()["source"]
+    assert t.source["commit"][:12] in t.describe()["source"]
     # rows as the document words them
     assert t.ops["Conv"].supported and t.ops["Conv"].types == {ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16}
     assert not t.ops["Unique"].supported
