@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx_ir as ir
 
 from compiler import datasets, frontend
 from compiler import spec as spec_mod
@@ -32,6 +33,7 @@ from compiler.bench import at_batch
 from compiler.errors import BadInput
 from compiler.imports import call_factory
 from compiler.tomlschema import Table, load_toml
+from compiler.verify import cosine
 
 HELDOUT_DIR = Path(__file__).resolve().parent.parent / "bench" / "heldout"
 # Ours: (target, precision) built per model. android's LiteRT runs here (XNNPACK), so it is measured too.
@@ -48,7 +50,7 @@ class HeldOut:
     groups: dict[str, list[dict[str, np.ndarray]]]
     timing: dict[str, np.ndarray]  # the feeds timing repeats to the batch size
     describe: str
-    bar: str = ""
+    measure: str = ""  # what accuracy means for this kind of model
 
 
 def _corner_views(src: datasets.ImagesSource, short: int) -> list[np.ndarray]:
@@ -217,7 +219,7 @@ def our_flows(model: str, out: Path, ours: tuple[tuple[str, str], ...], log: Cal
         seconds = time.perf_counter() - t0
         manifest, runner = load_artifact(directory, threads=1)
         names = list(runner.output_names) or None
-        floats = manifest.get("calibration", {}).get("float_nodes") if isinstance(manifest.get("calibration"), dict) else None
+        floats = (manifest.get("calibration") or {}).get("float_nodes")
 
         def run(feeds, runner=runner, names=names):
             res = runner.run(feeds)
@@ -241,13 +243,7 @@ def accuracy(held: HeldOut, flow: Flow, reference: dict[str, list[list[np.ndarra
                 agree += int(np.argmax(ref[0]) == np.argmax(out[0]))
                 total += 1
         return {"agree": agree, "total": total, "score": agree / total, "text": f"{agree}/{total}"}
-    per = {}
-    for g in held.groups:
-        cos = []
-        for ref, out in zip(reference[g], got[g]):
-            a, b = ref[0].ravel().astype(np.float64), out[0].ravel().astype(np.float64)
-            cos.append(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30)))
-        per[g] = min(cos)
+    per = {g: min(cosine(ref[0], out[0]) for ref, out in zip(reference[g], got[g])) for g in held.groups}
     worst = min(per.values())
     return {"min_cosine": per, "score": worst, "text": f"{worst:.4f} (" + ", ".join(f"{g}: {c:.4f}" for g, c in per.items()) + ")"}
 
@@ -299,8 +295,6 @@ def run(model: str, out: Path, batches: list[int], iters: int, warmup: int, ours
         log(f"{spec.name}: held-out {held.describe}")
         golden = spec.golden.load().feeds if spec.golden is not None else None
         fe = frontend.load(spec, golden, log=lambda s: None)
-        import onnx_ir as ir
-
         raw = work / "raw.onnx"
         ir.save(fe.model, raw)
         transformer = sum(n.op_type in ("MatMul", "Gemm") for n in fe.model.graph) > sum(n.op_type == "Conv" for n in fe.model.graph)
@@ -322,7 +316,7 @@ def run(model: str, out: Path, batches: list[int], iters: int, warmup: int, ours
             "accuracy": acc[f.name],
         })
     bar = 0.9 if held.kind == "classifier" else 0.99
-    result = {"model": spec.name, "heldout": held.describe, "accuracy_measure": held.bar, "accuracy_bar": bar,
+    result = {"model": spec.name, "heldout": held.describe, "accuracy_measure": held.measure, "accuracy_bar": bar,
               "batches": batches, "iters": iters, "warmup": warmup, "threads": 1, "rows": rows,
               "verdict": verdict(rows, batches, bar)}
     (out / f"versus-{spec.name}.json").write_text(json.dumps(result, indent=2) + "\n")

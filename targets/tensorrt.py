@@ -141,7 +141,8 @@ class TensorRtBackend(Backend):
 
     def compile(self, model: ir.Model, model_path: Path, profile: TargetProfile, precision: str, workdir: Path) -> Engine:
         pin = str(profile.toolchain.get("tensorrt", "10"))
-        problems = tensorrt_support.check(model, pin)
+        analysis = tensorrt_support.analyse(model, pin)
+        problems = analysis.problems
         if problems:
             listed = "; ".join(str(p) for p in problems[:10]) + (f"; … {len(problems) - 10} more" if len(problems) > 10 else "")
             raise BadInput(f"{len(problems)} node(s) that TensorRT's ONNX parser does not support: {listed}.")
@@ -158,7 +159,7 @@ class TensorRtBackend(Backend):
             "built_for": {"tensorrt": pin, "gpu_arch": profile.toolchain.get("gpu_arch", "any")},
             "operator_table": {
                 **table.describe(),
-                "unchecked_restrictions": tensorrt_support.unchecked(model, pin),
+                "unchecked_restrictions": analysis.unchecked,
                 **({"opset": note} if (note := tensorrt_support.opset_note(model, pin)) else {}),
             },
         }

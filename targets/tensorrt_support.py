@@ -9,7 +9,7 @@ Written by hand because no library exposes this table (onnx-tensorrt ships it on
 and its parser is C++ that needs TensorRT to run). The restriction sentences are matched against
 a few patterns (an input "must be an initializer", "must be 0", an attribute "must be N" or "is not
 supported", "2D or 3D pooling only", an output "unsupported", "Supported … modes: …"); every
-sentence no pattern understands is reported by :func:`unchecked`, for the manifest, rather than
+sentence no pattern understands is reported by :func:`analyse` (``unchecked``), for the manifest, rather than
 silently dropped.
 
 "Supported Types" is read as the types of the operator's data tensor: input 0 (output 0 for an
@@ -173,7 +173,7 @@ def _must_be_constant(node, schema, m):
 
 def _must_equal(node, schema, m):
     name, want = m.group(1), m.group(2)
-    want_num = 0 if want in ("zero", "0") else int(want) if want.isdigit() else None
+    want_num = 0 if want == "zero" else int(want)
     has, v = _input(node, schema, name)
     if has:
         if v is None:
@@ -183,7 +183,7 @@ def _must_equal(node, schema, m):
             return f"input {name!r} must be the constant {want} (is computed at run time)"
         return None if np.all(c == want_num) else f"input {name!r} must be {want}"
     value = _attr(node, schema, name)
-    if value is NotImplemented or want_num is None:
+    if value is NotImplemented:
         return NotImplemented
     return None if value is None or value == want_num else f"attribute {name}={value!r}, TensorRT needs {want}"
 
@@ -265,8 +265,11 @@ def _restrictions(node: ir.Node, row: OpSupport, opset: int) -> tuple[list[str],
     schema = _schema(node, opset)
     bad, unchecked = [], []
     for sentence in row.restrictions:
-        results = [f(node, schema, m) for p, f in _PATTERNS if schema is not None for m in [p.search(sentence)] if m]
-        results = [r for r in results if r is not NotImplemented]
+        results = []
+        for pattern, check_one in _PATTERNS if schema is not None else ():
+            m = pattern.search(sentence)
+            if m and (r := check_one(node, schema, m)) is not NotImplemented:
+                results.append(r)
         if not results:
             unchecked.append(sentence)
         bad += [r for r in results if r]
@@ -282,10 +285,6 @@ def _data_tensors(node: ir.Node) -> list[ir.Value]:
     return ins
 
 
-def _nodes(model: ir.Model):
-    return model.graph.all_nodes() if hasattr(model.graph, "all_nodes") else iter(model.graph)
-
-
 def _table_for(trt_version: str) -> OperatorTable:
     t = table()
     if trt_version.split(".")[0] != t.tensorrt.split(".")[0]:
@@ -298,12 +297,19 @@ def _table_for(trt_version: str) -> OperatorTable:
     return t
 
 
-def check(model: ir.Model, trt_version: str = "10") -> list[Incompatibility]:
-    """Every node of `model` that TensorRT's ONNX parser would reject, with the reason."""
+@dataclass(frozen=True)
+class Analysis:
+    problems: list[Incompatibility]  # what TensorRT's ONNX parser would reject, per node
+    unchecked: dict[str, list[str]]  # per op in the model: restriction sentences no pattern checks
+
+
+def analyse(model: ir.Model, trt_version: str = "10") -> Analysis:
+    """Every node of `model` against the table, in one pass."""
     t = _table_for(trt_version)
     opset = model.opset_imports.get("", 1)
-    problems = []
-    for node in _nodes(model):
+    problems: list[Incompatibility] = []
+    unchecked: dict[str, list[str]] = {}
+    for node in model.graph.all_nodes():
         op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
         name = node.name or "(unnamed)"
         if node.domain not in ("", "ai.onnx"):
@@ -324,28 +330,21 @@ def check(model: ir.Model, trt_version: str = "10") -> list[Incompatibility]:
                     allowed = ", ".join(sorted(d.name for d in row.types))
                     problems.append(Incompatibility(name, op, f"tensor {v.name!r} has dtype {v.dtype.name}; TensorRT's {op} takes {allowed}"))
                     break
-        bad, _ = _restrictions(node, row, opset)
+        bad, left = _restrictions(node, row, opset)
         problems += [Incompatibility(name, op, why) for why in bad]
+        for sentence in left:
+            if sentence not in unchecked.setdefault(node.op_type, []):
+                unchecked[node.op_type].append(sentence)
         if node.op_type == "Mod" and node.attributes.get("fmod") is not None and node.attributes["fmod"].as_int() == 0:
             out = node.outputs[0]  # onnx-tensorrt's importer, not its table: float Mod needs fmod=1
             if out.dtype is not None and out.dtype.is_floating_point():
                 problems.append(Incompatibility(name, op, "floating-point Mod requires fmod=1 in TensorRT"))
-    return problems
+    return Analysis(problems, {k: v for k, v in sorted(unchecked.items()) if v})
 
 
-def unchecked(model: ir.Model, trt_version: str = "10") -> dict[str, list[str]]:
-    """Per operator in `model`: the table's restriction sentences this module cannot check."""
-    t = _table_for(trt_version)
-    opset = model.opset_imports.get("", 1)
-    out: dict[str, list[str]] = {}
-    for node in _nodes(model):
-        row = t.ops.get(node.op_type) if node.domain in ("", "ai.onnx") else None
-        if row is None or not row.supported:
-            continue
-        for s in _restrictions(node, row, opset)[1]:
-            if s not in out.setdefault(node.op_type, []):
-                out[node.op_type].append(s)
-    return {k: v for k, v in sorted(out.items()) if v}
+def check(model: ir.Model, trt_version: str = "10") -> list[Incompatibility]:
+    """Every node of `model` that TensorRT's ONNX parser would reject, with the reason."""
+    return analyse(model, trt_version).problems
 
 
 def opset_note(model: ir.Model, trt_version: str = "10") -> str | None:

@@ -214,7 +214,7 @@ def test_restrictions_that_hold_pass():
             r = Resize <mode = "linear"> (x, , sc)
         }""", axes=np.array([3], np.int64), ax3=np.array([3], np.int64), sc=np.array([1, 1, 2, 2], np.float32))
     assert tensorrt_support.check(m) == []
-    left = tensorrt_support.unchecked(m)
+    left = tensorrt_support.analyse(m).unchecked
     assert "Resize" in left and any("aspect ratio" in s for s in left["Resize"])  # prose no pattern reads
     assert "MaxPool" not in left and "Squeeze" not in left
 
