@@ -36,6 +36,7 @@ from compiler.profile import TargetProfile
 from targets import tensorrt_plan, tensorrt_support
 from targets.base import Availability, Backend, Deferred, Engine, Runner
 from targets.registry import register
+from targets.shape_profiles import shape_ranges
 
 PLAN, SCRIPT, TIMING_CACHE, ONNX = "model.plan", "build_engine.sh", "timing.cache", "model.onnx"
 
@@ -53,33 +54,6 @@ def _trt_status() -> tuple[bool, str, dict[str, str]]:
     except Exception as e:  # noqa: BLE001
         return False, f"TensorRT {trt.__version__} is installed but cannot create a builder (no CUDA GPU?): {e}", {"tensorrt": trt.__version__}
     return True, f"TensorRT {trt.__version__}", {"tensorrt": trt.__version__}
-
-
-def shape_ranges(model: ir.Model, profile: TargetProfile) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
-    """min/opt/max shape per graph input from the profile's ``shape_profiles`` (per named dim)."""
-    named = dict(profile.option("shape_profiles", {}))
-    out = {}
-    for t in irh.graph_inputs(model):
-        if t.shape is None:
-            raise BadInput(f"input {t.name!r} has no known rank; TensorRT needs a shape profile for it.")
-        dims: list[list[int]] = [[], [], []]
-        for d in t.shape:
-            if isinstance(d, int):
-                for k in range(3):
-                    dims[k].append(d)
-                continue
-            if d not in named:
-                raise BadInput(
-                    f"input {t.name!r} has dynamic dim {d!r} but {profile.path} has no [options.shape_profiles] "
-                    f"entry {d!r} = [min, opt, max]; it has {sorted(named) or 'none'}."
-                )
-            lo, opt, hi = named[d]
-            if not lo <= opt <= hi:
-                raise BadInput(f"{profile.path}: shape profile {d!r} = {named[d]} must satisfy min ≤ opt ≤ max.")
-            for k, v in enumerate((lo, opt, hi)):
-                dims[k].append(int(v))
-        out[t.name] = (tuple(dims[0]), tuple(dims[1]), tuple(dims[2]))
-    return out
 
 
 def precision_flags(precision: str) -> list[str]:

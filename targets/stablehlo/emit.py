@@ -25,6 +25,7 @@ import numpy as np
 import onnx_ir as ir
 
 from compiler.errors import ToolchainRefused
+from targets.lowering import Lowerings
 
 # ONNX element type → MLIR element type.
 ELEMENT = {
@@ -80,11 +81,6 @@ def ir_type(value: ir.Value, node: ir.Node | None = None) -> T:
             + " has no inferred shape; its rank is needed to lower it."
         )
     return T(tuple(d if isinstance(d, int) else None for d in value.shape), ELEMENT[value.dtype])
-
-
-def unsupported(node: ir.Node | None, what: str) -> ToolchainRefused:
-    where = f"{node.op_type} node {node.name!r}: " if node is not None else ""
-    return ToolchainRefused(f"TFLite lowering: {where}{what} is not supported.")
 
 
 def _dense(array: np.ndarray, dtype: str) -> str:
@@ -357,47 +353,10 @@ def broadcast_shape(a: Sequence[int | None], b: Sequence[int | None]) -> tuple[i
     return tuple(out)
 
 
-# -- the lowering registry ----------------------------------------------------------------
+# -- the lowering registry (shared with the Core ML backend: targets/lowering.py) -----------
 
 Lowering = Callable[["Emitter", ir.Node, list["Val | None"], list[T]], "list[Val] | Val"]
-
-
-@dataclass(frozen=True)
-class Rule:
-    domain: str
-    op: str
-    since: int
-    until: int  # inclusive; the last opset this lowering was checked against
-    fn: Lowering
-
-
-LOWERINGS: dict[tuple[str, str], list[Rule]] = {}
-CHECKED_UNTIL = 23  # the highest ai.onnx opset the lowerings were written against
-
-
-def lowering(*ops: str, since: int = 1, until: int = CHECKED_UNTIL, domain: str = "") -> Callable[[Lowering], Lowering]:
-    def deco(fn: Lowering) -> Lowering:
-        for op in ops:
-            rules = LOWERINGS.setdefault((domain, op), [])
-            if any(r.since <= until and since <= r.until for r in rules):
-                raise RuntimeError(f"lowering for {domain or 'ai.onnx'}::{op} registered twice for overlapping opsets")
-            rules.append(Rule(domain, op, since, until, fn))
-        return fn
-    return deco
-
-
-def find_rule(node: ir.Node, opsets: dict[str, int]) -> Rule:
-    domain = "" if node.domain in ("", "ai.onnx") else node.domain
-    rules = LOWERINGS.get((domain, node.op_type))
-    version = opsets.get(domain, opsets.get("ai.onnx", 0))
-    if rules:
-        for r in rules:
-            if r.since <= version <= r.until:
-                return r
-        spans = ", ".join(f"{r.since}–{r.until}" for r in rules)
-        raise unsupported(node, f"opset {version} (the lowering covers opsets {spans})")
-    known = sorted(f"{d + '::' if d else ''}{o}" for d, o in LOWERINGS)
-    raise ToolchainRefused(
-        f"TFLite lowering: {node.op_type} node {node.name!r} ({node.domain or 'ai.onnx'}::{node.op_type}) has no lowering. "
-        f"Supported ops: {', '.join(known)}."
-    )
+LOWERINGS = Lowerings("TFLite lowering")
+lowering = LOWERINGS.register
+find_rule = LOWERINGS.find
+unsupported = LOWERINGS.unsupported

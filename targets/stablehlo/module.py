@@ -9,6 +9,7 @@ import onnx_ir as ir
 
 from compiler.errors import ToolchainRefused
 from targets.stablehlo import families  # noqa: F401  (registers every op family)
+from targets.lowering import infer_missing, opsets
 from targets.stablehlo.emit import ELEMENT, Emitter, Val, find_rule, ir_type
 
 
@@ -20,22 +21,8 @@ class Lowered:
     ops: Counter = field(default_factory=Counter)  # ONNX op types lowered
 
 
-def opsets(model: ir.Model) -> dict[str, int]:
-    return {("" if d in ("", "ai.onnx") else d): v for d, v in model.opset_imports.items()}
-
-
-def _infer_missing(model: ir.Model) -> ir.Model:
-    """Values a pass or the quantizer added without type/shape (Q/DQ outputs) get them from ONNX
-    shape inference; the lowering needs every value's rank and element type."""
-    if all(o.dtype is not None and o.shape is not None for n in model.graph for o in n.outputs):
-        return model
-    from onnx_ir.passes.common import ShapeInferencePass
-
-    return ShapeInferencePass()(model).model
-
-
 def lower(model: ir.Model) -> Lowered:
-    model = _infer_missing(model)
+    model = infer_missing(model)
     graph = model.graph
     e = Emitter()
     versions = opsets(model)

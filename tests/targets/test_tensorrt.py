@@ -16,7 +16,8 @@ import pytest
 from compiler.errors import BadInput
 from compiler.profile import load_profile
 from targets import get_backend, tensorrt_support
-from targets.tensorrt import shape_ranges, trtexec_command
+from targets.shape_profiles import shape_ranges
+from targets.tensorrt import trtexec_command
 
 
 def _ir(text: str, **inits) -> ir.Model:

@@ -1,0 +1,89 @@
+"""Conv (grouped / depthwise, 1-D to 3-D), ConvTranspose, pooling (Max/Average/Global*) and
+BatchNormalization, all NCHW as MIL has them.
+
+ONNX lists pads as all begins then all ends; MIL as (begin, end) per spatial dim.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from targets.coreml.lower import const, lowering, mb, rank, unsupported
+
+
+def _spatial(node, n: int, kernel: list[int] | None = None):
+    strides = list(node.attributes.get_ints("strides", [1] * n))
+    dilations = list(node.attributes.get_ints("dilations", [1] * n))
+    pads = list(node.attributes.get_ints("pads", [0] * (2 * n)))
+    auto_pad = node.attributes.get_string("auto_pad", "NOTSET")
+    kw = {"strides": strides}
+    if auto_pad == "SAME_UPPER":
+        kw["pad_type"] = "same"
+    elif auto_pad == "SAME_LOWER":
+        kw["pad_type"] = "same_lower"
+    elif auto_pad == "VALID":
+        kw["pad_type"] = "valid"
+    else:
+        kw["pad_type"] = "custom"
+        kw["pad"] = [p for i in range(n) for p in (pads[i], pads[i + n])]
+    return kw, dilations
+
+
+@lowering("Conv", since=1)
+def conv(node, ins, outs):
+    x, w = ins[0], ins[1]
+    b = ins[2] if len(ins) > 2 else None
+    n = rank(x) - 2
+    kw, dilations = _spatial(node, n)
+    if b is not None:
+        kw["bias"] = b
+    return mb().conv(x=x, weight=w, dilations=dilations, groups=node.attributes.get_int("group", 1), **kw)
+
+
+@lowering("ConvTranspose", since=1)
+def conv_transpose(node, ins, outs):
+    x, w = ins[0], ins[1]
+    b = ins[2] if len(ins) > 2 else None
+    n = rank(x) - 2
+    if any(node.attributes.get_ints("output_padding", [0] * n)):
+        raise unsupported(node, "output_padding")
+    if "output_shape" in node.attributes:
+        raise unsupported(node, "output_shape")
+    kw, dilations = _spatial(node, n)
+    if b is not None:
+        kw["bias"] = b
+    return mb().conv_transpose(x=x, weight=w, dilations=dilations, groups=node.attributes.get_int("group", 1), **kw)
+
+
+@lowering("MaxPool", "AveragePool", since=7)
+def pool(node, ins, outs):
+    x = ins[0]
+    if node.op_type == "MaxPool" and len(node.outputs) > 1 and node.outputs[1].uses():
+        raise unsupported(node, "MaxPool's Indices output")
+    kernel = list(node.attributes.get_ints("kernel_shape"))
+    kw, dilations = _spatial(node, len(kernel))
+    if any(d != 1 for d in dilations):
+        raise unsupported(node, f"dilations {dilations}")
+    kw["ceil_mode"] = bool(node.attributes.get_int("ceil_mode", 0))
+    if node.op_type == "MaxPool":
+        return mb().max_pool(x=x, kernel_sizes=kernel, **kw)
+    return mb().avg_pool(x=x, kernel_sizes=kernel, exclude_padding_from_average=not node.attributes.get_int("count_include_pad", 0), **kw)
+
+
+@lowering("GlobalAveragePool", "GlobalMaxPool", since=1)
+def global_pool(node, ins, outs):
+    x = ins[0]
+    axes = list(range(2, rank(x)))
+    op = mb().reduce_mean if node.op_type == "GlobalAveragePool" else mb().reduce_max
+    return op(x=x, axes=axes, keep_dims=True)
+
+
+@lowering("BatchNormalization", since=9)
+def batch_norm(node, ins, outs):
+    x, scale, bias, mean, var = ins[:5]
+    if node.attributes.get_int("training_mode", 0):
+        raise unsupported(node, "training_mode=1")
+    if any(const(v) is None for v in (scale, bias, mean, var)):
+        raise unsupported(node, "statistics computed at run time")
+    return mb().batch_norm(x=x, mean=const(mean), variance=const(var), gamma=const(scale), beta=const(bias),
+                           epsilon=np.array(node.attributes.get_float("epsilon", 1e-5), const(scale).dtype))

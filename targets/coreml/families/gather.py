@@ -1,0 +1,63 @@
+"""Gather, GatherElements, GatherND.
+
+ONNX allows negative indices; MIL's gather ops are given normalized ones where the indices are
+constant and the dim static, and a run-time ``select(i < 0, i + dim, i)`` otherwise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from targets.coreml.lower import const, dims_of, lowering, mb, rank, shape
+
+
+def _normalized(x, indices, axis: int):
+    c = const(indices)
+    d = shape(x)[axis]
+    if c is not None:
+        c = c.astype(np.int32)
+        if (c >= 0).all():
+            return c
+        if d is not None:
+            return np.where(c < 0, c + d, c).astype(np.int32)
+    dim = dims_of(x)
+    dim = np.int32(d) if d is not None else mb().gather(x=dim, indices=np.int32(axis), axis=0)
+    return mb().select(cond=mb().less(x=indices, y=np.int32(0)), a=mb().add(x=indices, y=dim), b=indices)
+
+
+@lowering("Gather", since=1)
+def gather(node, ins, outs):
+    x, indices = ins
+    axis = node.attributes.get_int("axis", 0)
+    axis = axis + rank(x) if axis < 0 else axis
+    idx = _normalized(x, indices, axis)
+    if isinstance(x, np.ndarray) and isinstance(idx, np.ndarray):
+        return np.take(x, idx, axis=axis)
+    return mb().gather(x=x, indices=idx, axis=axis, validate_indices=False)
+
+
+@lowering("GatherElements", since=11)
+def gather_elements(node, ins, outs):
+    x, indices = ins
+    axis = node.attributes.get_int("axis", 0)
+    axis = axis + rank(x) if axis < 0 else axis
+    return mb().gather_along_axis(x=x, indices=_normalized(x, indices, axis), axis=axis, validate_indices=False)
+
+
+@lowering("GatherND", since=11)
+def gather_nd(node, ins, outs):
+    x, indices = ins
+    batch_dims = node.attributes.get_int("batch_dims", 0)
+    c = const(indices)
+    if c is None or (c < 0).any():
+        k = shape(indices)[-1]
+        dims = shape(x)[batch_dims:batch_dims + k]
+        if all(d is not None for d in dims):
+            dims = np.array(dims, np.int32)
+        else:
+            dims = mb().slice_by_index(x=mb().shape(x=x), begin=[batch_dims], end=[batch_dims + k])
+        if c is not None and isinstance(dims, np.ndarray):
+            indices = np.where(c < 0, c + dims, c).astype(np.int32)
+        else:
+            indices = mb().select(cond=mb().less(x=indices, y=np.int32(0)), a=mb().add(x=indices, y=dims), b=indices)
+    return mb().gather_nd(x=x, indices=indices, batch_dims=batch_dims, validate_indices=False)

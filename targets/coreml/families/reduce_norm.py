@@ -1,0 +1,80 @@
+"""Reductions (ReduceSum/Mean/Max/Min/Prod/L1/L2/LogSumExp/SumSquare), ArgMax/ArgMin, Softmax,
+LogSoftmax, LayerNormalization and InstanceNormalization."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from targets.coreml.lower import const, lowering, mb, rank, scalar, shape, unsupported
+
+_REDUCE = {"ReduceSum": "reduce_sum", "ReduceMean": "reduce_mean", "ReduceMax": "reduce_max", "ReduceMin": "reduce_min",
+           "ReduceProd": "reduce_prod", "ReduceL1": "reduce_l1_norm", "ReduceL2": "reduce_l2_norm",
+           "ReduceLogSumExp": "reduce_log_sum_exp", "ReduceSumSquare": "reduce_sum_square"}
+
+
+@lowering(*_REDUCE, since=1)
+def reduce(node, ins, outs):
+    x = ins[0]
+    keep = bool(node.attributes.get_int("keepdims", 1))
+    if len(ins) > 1 and ins[1] is not None:  # axes as an input (ReduceSum 13+, the rest 18+)
+        axes = const(ins[1])
+        if axes is None:
+            raise unsupported(node, "axes computed at run time")
+        axes = [int(a) for a in axes.ravel()]
+    else:
+        axes = list(node.attributes.get_ints("axes", []))
+    if not axes:
+        if node.attributes.get_int("noop_with_empty_axes", 0):
+            return mb().identity(x=x)
+        axes = list(range(rank(x)))
+    return getattr(mb(), _REDUCE[node.op_type])(x=x, axes=axes, keep_dims=keep)
+
+
+@lowering("ArgMax", "ArgMin", since=1)
+def arg(node, ins, outs):
+    if node.attributes.get_int("select_last_index", 0):
+        raise unsupported(node, "select_last_index=1")
+    op = mb().reduce_argmax if node.op_type == "ArgMax" else mb().reduce_argmin
+    return op(x=ins[0], axis=node.attributes.get_int("axis", 0), keep_dims=bool(node.attributes.get_int("keepdims", 1)))
+
+
+@lowering("Softmax", "LogSoftmax", since=13)
+def softmax(node, ins, outs):
+    axis = node.attributes.get_int("axis", -1)
+    if node.op_type == "Softmax":
+        return mb().softmax(x=ins[0], axis=axis)
+    x = ins[0]
+    return mb().sub(x=x, y=mb().reduce_log_sum_exp(x=x, axes=[axis], keep_dims=True))
+
+
+@lowering("LayerNormalization", since=17)
+def layer_norm(node, ins, outs):
+    x, gamma = ins[0], ins[1]
+    beta = ins[2] if len(ins) > 2 else None
+    if len(outs) > 1 and any(o.uses() for o in outs[1:]):
+        raise unsupported(node, "LayerNormalization's Mean / InvStdDev outputs")
+    axis = node.attributes.get_int("axis", -1)
+    r = rank(x)
+    axis = axis + r if axis < 0 else axis
+    eps = node.attributes.get_float("epsilon", 1e-5)
+    kw = {}
+    normalized = tuple(shape(x)[axis:])
+    # MIL takes gamma / beta of exactly the normalized shape; ONNX allows any broadcastable one
+    if const(gamma) is not None and const(gamma).shape == normalized:
+        kw["gamma"] = const(gamma)
+    if beta is not None and const(beta) is not None and const(beta).shape == normalized:
+        kw["beta"] = const(beta)
+    y = mb().layer_norm(x=x, axes=list(range(axis, r)), epsilon=scalar(eps, x), **kw)
+    if "gamma" not in kw:
+        y = mb().mul(x=y, y=gamma)
+    if beta is not None and "beta" not in kw:
+        y = mb().add(x=y, y=beta)
+    return [y]
+
+
+@lowering("InstanceNormalization", since=6)
+def instance_norm(node, ins, outs):
+    x, gamma, beta = ins
+    if const(gamma) is None or const(beta) is None:
+        raise unsupported(node, "scale / bias computed at run time")
+    return mb().instance_norm(x=x, gamma=const(gamma), beta=const(beta), epsilon=scalar(node.attributes.get_float("epsilon", 1e-5), x))

@@ -1,0 +1,271 @@
+"""Shape and layout ops: Shape, Size, Reshape, Flatten, (Un)Squeeze, Transpose, Concat, Split,
+Slice, Expand, Tile, Range, ConstantOfShape, Pad.
+
+Where every input is a compile-time constant the result is computed here with numpy (MIL would
+fold it anyway); otherwise the MIL shape ops run at run time, so a dynamic batch or sequence
+never needs a dim name.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from targets.coreml.lower import DTYPES, const, dims_of, dtype, lowering, mb, np_dtype, numpy_of, rank, scalar, shape, unsupported
+
+_BIG = np.iinfo(np.int32).max
+
+
+def _axes(node, ins, index: int, attr: str = "axes") -> list[int] | None:
+    """Axes from input `index` (newer opsets) or the attribute (older ones); None when absent."""
+    if len(ins) > index and ins[index] is not None:
+        a = const(ins[index])
+        if a is None:
+            raise unsupported(node, "axes computed at run time")
+        return [int(v) for v in np.asarray(a).ravel()]
+    if attr in node.attributes:
+        return list(node.attributes.get_ints(attr))
+    return None
+
+
+@lowering("Shape", since=1)
+def shape_op(node, ins, outs):
+    x = ins[0]
+    start = node.attributes.get_int("start", 0)
+    end = node.attributes.get_int("end", rank(x))
+    s = shape(x)
+    start, end = (v + rank(x) if v < 0 else v for v in (start, end))
+    start, end = max(0, min(start, rank(x))), max(0, min(end, rank(x)))
+    if all(d is not None for d in s[start:end]):
+        return np.array(s[start:end], np.int32)
+    full = mb().shape(x=x)
+    if (start, end) == (0, rank(x)):
+        return full
+    return mb().slice_by_index(x=full, begin=[start], end=[end])
+
+
+@lowering("Size", since=1)
+def size(node, ins, outs):
+    s = shape(ins[0])
+    if all(d is not None for d in s):
+        return np.array(int(np.prod(s)), np.int32)
+    return mb().reduce_prod(x=mb().shape(x=ins[0]), axes=[0], keep_dims=False)
+
+
+@lowering("Reshape", since=5)
+def reshape(node, ins, outs):
+    x, target = ins
+    t = const(target)
+    if t is None:  # a shape computed at run time: ONNX's 0 ("keep this dim") cannot be resolved here
+        return mb().reshape(x=x, shape=target)
+    t = [int(v) for v in t.ravel()]
+    if node.attributes.get_int("allowzero", 0) == 0 and 0 in t:
+        s = shape(x)
+        if any(v == 0 and s[i] is None for i, v in enumerate(t)):
+            dyn = mb().shape(x=x)
+            parts = [mb().slice_by_index(x=dyn, begin=[i], end=[i + 1]) if v == 0 else np.array([v], np.int32)
+                     for i, v in enumerate(t)]
+            return mb().reshape(x=x, shape=mb().concat(values=parts, axis=0))
+        t = [s[i] if v == 0 else v for i, v in enumerate(t)]
+    if isinstance(x, np.ndarray):
+        return x.reshape(t)
+    return mb().reshape(x=x, shape=np.array(t, np.int32))
+
+
+@lowering("Flatten", since=1)
+def flatten(node, ins, outs):
+    x = ins[0]
+    axis = node.attributes.get_int("axis", 1)
+    axis = axis + rank(x) if axis < 0 else axis
+    head, tail = shape(x)[:axis], shape(x)[axis:]
+    if all(d is not None for d in head):
+        return mb().reshape(x=x, shape=np.array([int(np.prod(head)), -1], np.int32))
+    if all(d is not None for d in tail):
+        return mb().reshape(x=x, shape=np.array([-1, int(np.prod(tail))], np.int32))
+    raise unsupported(node, "Flatten with dynamic dims on both sides of the axis")
+
+
+@lowering("Squeeze", since=1)
+def squeeze(node, ins, outs):
+    axes = _axes(node, ins, 1)
+    x = ins[0]
+    if axes is None:
+        axes = [i for i, d in enumerate(shape(x)) if d == 1]
+    if isinstance(x, np.ndarray):
+        return np.squeeze(x, axis=tuple(axes))
+    return mb().squeeze(x=x, axes=axes)
+
+
+@lowering("Unsqueeze", since=1)
+def unsqueeze(node, ins, outs):
+    axes = _axes(node, ins, 1)
+    x = ins[0]
+    out_rank = rank(x) + len(axes)
+    axes = sorted(a + out_rank if a < 0 else a for a in axes)
+    if isinstance(x, np.ndarray):
+        return np.expand_dims(x, tuple(axes))
+    return mb().expand_dims(x=x, axes=axes)
+
+
+@lowering("Transpose", since=1)
+def transpose(node, ins, outs):
+    x = ins[0]
+    perm = list(node.attributes.get_ints("perm", list(range(rank(x)))[::-1]))
+    if isinstance(x, np.ndarray):
+        return np.transpose(x, perm)
+    return mb().transpose(x=x, perm=perm)
+
+
+@lowering("Concat", since=4)
+def concat(node, ins, outs):
+    axis = node.attributes.get_int("axis")
+    parts = [v for v in ins if v is not None and 0 not in shape(v)]  # ONNX allows empty pieces; MIL does not
+    if all(isinstance(v, np.ndarray) for v in parts):
+        return np.concatenate(parts, axis=axis)
+    if len(parts) == 1:
+        return mb().identity(x=parts[0])
+    return mb().concat(values=parts, axis=axis)
+
+
+@lowering("Split", since=2)
+def split(node, ins, outs):
+    x = ins[0]
+    axis = node.attributes.get_int("axis", 0)
+    sizes = _axes(node, ins, 1, "split")
+    if sizes is None:
+        num = node.attributes.get_int("num_outputs", len(outs))
+        d = shape(x)[axis]
+        if d is None or d % num:
+            if d is None:
+                return list(mb().split(x=x, num_splits=num, axis=axis))
+            chunk = -(-d // num)
+            sizes = [chunk] * (d // chunk) + ([d % chunk] if d % chunk else [])
+        else:
+            sizes = [d // num] * num
+    return list(mb().split(x=x, split_sizes=np.array(sizes, np.int32), axis=axis))
+
+
+@lowering("Slice", since=10)
+def slice_(node, ins, outs):
+    x = ins[0]
+    r = rank(x)
+    axes = _axes(node, ins, 3)
+    n = len(const(ins[1]).ravel()) if const(ins[1]) is not None else shape(ins[1])[0]
+    if axes is None:
+        axes = list(range(n))
+    axes = [a + r if a < 0 else a for a in axes]
+    steps = [1] * len(axes) if len(ins) < 5 or ins[4] is None else [int(v) for v in _need_const(node, ins[4], "steps")]
+    starts, ends = const(ins[1]), const(ins[2])
+    begin, end, stride = [0] * r, [0] * r, [1] * r
+    begin_mask, end_mask = [True] * r, [True] * r
+    if starts is not None and ends is not None:
+        s = shape(x)
+        for a, b, e, st in zip(axes, starts.ravel().tolist(), ends.ravel().tolist(), steps):
+            stride[a] = st
+            begin_mask[a] = end_mask[a] = False
+            begin[a], end[a] = int(b), int(e)
+            if s[a] is not None:  # ONNX's clamping, resolved here (MIL's differs for negative steps)
+                d = s[a]
+                b, e = (b + d if b < 0 else b), (e + d if e < 0 else e)
+                begin[a] = min(max(b, 0), d) if st > 0 else min(max(b, 0), d - 1)
+                end[a] = min(max(e, 0), d) if st > 0 else min(max(e, -1), d - 1)
+                end_mask[a] = st < 0 and end[a] == -1
+            elif (st > 0 and e >= _BIG) or (st < 0 and e <= -_BIG):
+                end_mask[a] = True
+        if isinstance(x, np.ndarray):
+            idx = tuple(slice(None if begin_mask[i] else begin[i], None if end_mask[i] else end[i], stride[i]) for i in range(r))
+            return x[idx]
+        return mb().slice_by_index(x=x, begin=np.array(begin, np.int32), end=np.array(end, np.int32),
+                                   stride=np.array(stride, np.int32), begin_mask=begin_mask, end_mask=end_mask)
+    # starts/ends computed at run time: scatter them into full-rank begin/end vectors
+    if any(st != 1 for st in steps):
+        raise unsupported(node, "a run-time Slice with steps other than 1")
+    begin_parts, end_parts = [], []
+    for i in range(r):
+        if i in axes:
+            k = axes.index(i)
+            begin_parts.append(_pick(ins[1], k))
+            end_parts.append(_pick(ins[2], k))
+            begin_mask[i] = end_mask[i] = False
+        else:
+            begin_parts.append(np.array([0], np.int32))
+            end_parts.append(np.array([0], np.int32))
+    return mb().slice_by_index(x=x, begin=mb().concat(values=begin_parts, axis=0), end=mb().concat(values=end_parts, axis=0),
+                               begin_mask=begin_mask, end_mask=end_mask)
+
+
+def _pick(v, k: int):
+    c = const(v)
+    if c is not None:
+        return np.array([min(int(c.ravel()[k]), _BIG)], np.int32)
+    return mb().slice_by_index(x=v, begin=[k], end=[k + 1])
+
+
+def _need_const(node, v, what: str) -> np.ndarray:
+    c = const(v)
+    if c is None:
+        raise unsupported(node, f"{what} computed at run time")
+    return c.ravel()
+
+
+@lowering("Expand", since=8)
+def expand(node, ins, outs):
+    x, target = ins
+    if isinstance(x, np.ndarray) and const(target) is not None:
+        return np.broadcast_to(x, np.broadcast_shapes(x.shape, tuple(int(v) for v in const(target)))).copy()
+    kind = dtype(x)
+    if kind == "bool":
+        return mb().logical_or(x=x, y=mb().fill(shape=target, value=False))
+    return mb().add(x=x, y=mb().fill(shape=target, value=scalar(0, x)))  # ONNX Expand broadcasts both ways, as add does
+
+
+@lowering("Tile", since=6)
+def tile(node, ins, outs):
+    return mb().tile(x=ins[0], reps=ins[1])
+
+
+@lowering("Range", since=11)
+def range_(node, ins, outs):
+    start, limit, delta = ins
+    if all(const(v) is not None for v in ins):
+        return np.arange(const(start), const(limit), const(delta)).astype(np_dtype(dtype(start)))
+    return mb().range_1d(start=_scalar(start), end=_scalar(limit), step=_scalar(delta))
+
+
+def _scalar(v):
+    c = const(v)
+    if c is not None:
+        return c.reshape(())
+    return v if rank(v) == 0 else mb().squeeze(x=v)
+
+
+@lowering("ConstantOfShape", since=9)
+def constant_of_shape(node, ins, outs):
+    attr = node.attributes.get("value")
+    value = numpy_of(attr.as_tensor().numpy()).ravel()[0] if attr is not None else np.float32(0)
+    if outs[0].dtype in DTYPES:
+        value = np.array(value, DTYPES[outs[0].dtype][1])
+    if const(ins[0]) is not None:
+        return np.full([int(d) for d in const(ins[0])], value)
+    return mb().fill(shape=ins[0], value=value)
+
+
+@lowering("Pad", since=11)
+def pad(node, ins, outs):
+    x = ins[0]
+    mode = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}.get(node.attributes.get_string("mode", "constant"))
+    if mode is None:
+        raise unsupported(node, f"mode {node.attributes.get_string('mode')!r}")
+    pads = [int(v) for v in _need_const(node, ins[1], "pads")]
+    r = rank(x)
+    axes = _axes(node, ins, 3) or list(range(r))
+    axes = [a + r if a < 0 else a for a in axes]
+    full = [0] * (2 * r)
+    for k, a in enumerate(axes):
+        full[2 * a], full[2 * a + 1] = pads[k], pads[k + len(axes)]
+    if any(p < 0 for p in full):
+        raise unsupported(node, "negative pads (cropping)")
+    value = 0.0
+    if len(ins) > 2 and ins[2] is not None:
+        value = float(_need_const(node, ins[2], "constant_value")[0])
+    extra = {"constant_val": scalar(value, x)} if mode == "constant" else {}
+    return mb().pad(x=x, pad=np.array(full, np.int32), mode=mode, **extra)

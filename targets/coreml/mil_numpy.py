@@ -1,0 +1,201 @@
+"""numpy implementations of the MIL ops coremltools cannot constant-fold (no ``value_inference``):
+conv, conv_transpose, max/avg pooling, batch/instance norm, gather_nd, silu.
+
+Each follows the MIL op's documented semantics (coremltools ``mil/ops/defs/iOS15…iOS17``),
+takes the op's parameters by their MIL names, and computes in fp32 (fp16 inputs are widened and
+the result rounded back once): a reference, not a model of Apple's accumulation order.
+Tests compare each against ONNX Runtime running the ONNX op it lowers (tests/targets/coreml).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+IMPLS: dict = {}
+
+
+def impl(name: str):
+    def deco(fn):
+        IMPLS[name] = fn
+        return fn
+    return deco
+
+
+def _wide(x: np.ndarray) -> np.ndarray:
+    return x.astype(np.float32) if x.dtype == np.float16 else x
+
+
+def _pads(spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int],
+          pad_type: str, pad: Sequence[int] | None, ceil_mode: bool = False) -> list[tuple[int, int]]:
+    """(begin, end) padding per spatial dim for MIL's pad_type ("valid", "custom", "same", "same_lower")."""
+    n = len(spatial)
+    if pad_type == "valid":
+        out = [(0, 0)] * n
+    elif pad_type == "custom":
+        pad = list(pad) if pad is not None else [0] * (2 * n)
+        out = [(int(pad[2 * i]), int(pad[2 * i + 1])) for i in range(n)]
+    elif pad_type in ("same", "same_lower"):
+        out = []
+        for d, k, s, dl in zip(spatial, kernel, strides, dilations):
+            total = max((math.ceil(d / s) - 1) * s + (k - 1) * dl + 1 - d, 0)
+            small, big = total // 2, total - total // 2
+            out.append((small, big) if pad_type == "same" else (big, small))
+    else:
+        raise ValueError(f"pad_type {pad_type!r}")
+    if ceil_mode:  # extend the end so a last partial window exists
+        res = []
+        for (b, e), d, k, s in zip(out, spatial, kernel, strides):
+            span = d + b + e - k
+            extra = (-span) % s if span % s else 0
+            res.append((b, e + extra))
+        out = res
+    return out
+
+
+def _windows(xp: np.ndarray, kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int]):
+    """For each kernel offset: (offset, the strided slice of padded `xp` it reads), spatial dims last."""
+    n = len(kernel)
+    spatial = xp.shape[-n:]
+    outs = [(d - ((k - 1) * dl + 1)) // s + 1 for d, k, s, dl in zip(spatial, kernel, strides, dilations)]
+    for offset in np.ndindex(*kernel):
+        idx = tuple(slice(o * dl, o * dl + (m - 1) * s + 1, s) for o, dl, m, s in zip(offset, dilations, outs, strides))
+        yield offset, xp[(Ellipsis, *idx)]
+
+
+@impl("conv")
+def conv(x, weight, bias=None, strides=None, pad_type="valid", pad=None, dilations=None, groups=1):
+    dtype = x.dtype
+    x, w = _wide(x), _wide(weight)
+    n = x.ndim - 2
+    kernel = w.shape[2:]
+    strides = list(strides) if strides is not None else [1] * n
+    dilations = list(dilations) if dilations is not None else [1] * n
+    pads = _pads(x.shape[2:], kernel, strides, dilations, str(pad_type), pad)
+    xp = np.pad(x, [(0, 0), (0, 0), *pads])
+    g = int(groups)
+    batch, cin = x.shape[:2]
+    cout = w.shape[0]
+    wg = w.reshape(g, cout // g, cin // g, *kernel)
+    y = None
+    for offset, win in _windows(xp, kernel, strides, dilations):
+        part = np.einsum("ngc...,goc->ngo...", win.reshape(batch, g, cin // g, *win.shape[2:]), wg[(Ellipsis, *offset)])
+        y = part if y is None else y + part
+    y = y.reshape(batch, cout, *y.shape[3:])
+    if bias is not None:
+        y = y + _wide(bias).reshape(1, -1, *[1] * n)
+    return y.astype(dtype)
+
+
+@impl("conv_transpose")
+def conv_transpose(x, weight, bias=None, pad=None, output_shape=None, pad_type="valid", strides=None, dilations=None, groups=1):
+    """The adjoint of `conv`: scatter each input pixel's kernel-weighted contribution, then crop."""
+    dtype = x.dtype
+    x, w = _wide(x), _wide(weight)  # weight: (C_in, C_out / groups, *K)
+    n = x.ndim - 2
+    kernel = w.shape[2:]
+    strides = list(strides) if strides is not None else [1] * n
+    dilations = list(dilations) if dilations is not None else [1] * n
+    g = int(groups)
+    batch, cin = x.shape[:2]
+    cout_g = w.shape[1]
+    full = [(d - 1) * s + (k - 1) * dl + 1 for d, s, k, dl in zip(x.shape[2:], strides, kernel, dilations)]
+    y = np.zeros((batch, g, cout_g, *full), np.float32)
+    xg = x.reshape(batch, g, cin // g, *x.shape[2:])
+    wg = w.reshape(g, cin // g, cout_g, *kernel)
+    for offset in np.ndindex(*kernel):
+        idx = tuple(slice(o * dl, o * dl + (d - 1) * s + 1, s) for o, dl, d, s in zip(offset, dilations, x.shape[2:], strides))
+        y[(slice(None), slice(None), slice(None), *idx)] += np.einsum("ngc...,gco->ngo...", xg, wg[(Ellipsis, *offset)])
+    if str(pad_type) == "custom" and pad is not None:
+        crop = [(int(pad[2 * i]), int(pad[2 * i + 1])) for i in range(n)]
+    elif str(pad_type) == "valid":
+        crop = [(0, 0)] * n
+    else:  # same: output = input · stride
+        crop = []
+        for f, d, s in zip(full, x.shape[2:], strides):
+            total = max(f - d * s, 0)
+            crop.append((total // 2, total - total // 2) if str(pad_type) == "same" else (total - total // 2, total // 2))
+    y = y[(slice(None), slice(None), slice(None), *(slice(b, f - e) for (b, e), f in zip(crop, full)))]
+    y = y.reshape(batch, g * cout_g, *y.shape[3:])
+    if bias is not None:
+        y = y + _wide(bias).reshape(1, -1, *[1] * n)
+    return y.astype(dtype)
+
+
+def _pool(x, kernel_sizes, strides, pad_type, pad, ceil_mode, kind: str, exclude_padding=False):
+    dtype = x.dtype
+    x = _wide(x)
+    n = len(kernel_sizes)
+    kernel = [int(k) for k in kernel_sizes]
+    strides = [int(s) for s in strides] if strides is not None else [1] * n
+    pads = _pads(x.shape[2:], kernel, strides, [1] * n, str(pad_type), pad, bool(ceil_mode))
+    fill = -np.inf if kind == "max" else 0.0
+    xp = np.pad(x, [(0, 0), (0, 0), *pads], constant_values=fill)
+    ones = np.pad(np.ones(x.shape[2:], np.float32), pads)
+    acc, count = None, None
+    for (_, win), (_, inside) in zip(_windows(xp, kernel, strides, [1] * n), _windows(ones, kernel, strides, [1] * n)):
+        if kind == "max":
+            acc = win if acc is None else np.maximum(acc, win)
+        else:
+            acc = win if acc is None else acc + win
+            count = inside if count is None else count + inside
+    if kind == "avg":
+        acc = acc / (count if exclude_padding else float(np.prod(kernel)))
+    return acc.astype(dtype)
+
+
+@impl("max_pool")
+def max_pool(x, kernel_sizes, strides=None, pad_type="valid", pad=None, ceil_mode=False):
+    return _pool(x, kernel_sizes, strides, pad_type, pad, ceil_mode, "max")
+
+
+@impl("avg_pool")
+def avg_pool(x, kernel_sizes, strides=None, pad_type="valid", pad=None, exclude_padding_from_average=False, ceil_mode=False):
+    return _pool(x, kernel_sizes, strides, pad_type, pad, ceil_mode, "avg", bool(exclude_padding_from_average))
+
+
+@impl("batch_norm")
+def batch_norm(x, mean, variance, gamma=None, beta=None, epsilon=1e-5):
+    dtype = x.dtype
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    y = (_wide(x) - _wide(mean).reshape(shape)) / np.sqrt(_wide(variance).reshape(shape) + np.float32(epsilon))
+    if gamma is not None:
+        y = y * _wide(gamma).reshape(shape)
+    if beta is not None:
+        y = y + _wide(beta).reshape(shape)
+    return y.astype(dtype)
+
+
+@impl("instance_norm")
+def instance_norm(x, gamma=None, beta=None, epsilon=1e-5):
+    dtype = x.dtype
+    xw = _wide(x)
+    axes = tuple(range(2, x.ndim))
+    y = (xw - xw.mean(axis=axes, keepdims=True)) / np.sqrt(xw.var(axis=axes, keepdims=True) + np.float32(epsilon))
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    if gamma is not None:
+        y = y * _wide(gamma).reshape(shape)
+    if beta is not None:
+        y = y + _wide(beta).reshape(shape)
+    return y.astype(dtype)
+
+
+@impl("gather_nd")
+def gather_nd(x, indices, batch_dims=0, validate_indices=False):
+    b = int(batch_dims)
+    idx = np.asarray(indices).astype(np.int64)
+    lead = x.shape[:b]
+    k = idx.shape[-1]
+    xf = x.reshape(int(np.prod(lead)) if b else 1, *x.shape[b:])
+    inner = idx.shape[b:-1]
+    idf = idx.reshape(xf.shape[0], -1, k)
+    out = np.stack([xf[i][tuple(idf[i].T)] for i in range(xf.shape[0])])
+    return out.reshape(*lead, *inner, *x.shape[b + k:])
+
+
+@impl("silu")
+def silu(x):
+    xw = _wide(x)
+    return (xw / (1 + np.exp(-xw))).astype(x.dtype)
