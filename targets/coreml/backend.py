@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
+from compiler.errors import ToolchainRefused
 from compiler.profile import TargetProfile
 from targets.base import Availability, Backend, Deferred, Engine, Runner
 from targets.registry import register
@@ -87,10 +88,13 @@ class CoremlBackend(Backend):
             from compiler.errors import BadInput
 
             raise BadInput(f"{profile.path}: options.compute_units = {units!r}; Core ML has {', '.join(COMPUTE_UNITS)}.")
-        with contextlib.redirect_stderr(io.StringIO()):  # coremltools' per-pipeline progress bars
-            mlmodel = ct.convert(lowered.program, convert_to="mlprogram", minimum_deployment_target=getattr(ct.target, OPSET),
-                                 compute_precision=ct.precision.FLOAT32, compute_units=getattr(ct.ComputeUnit, units),
-                                 inputs=inputs, outputs=outputs)
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):  # coremltools' per-pipeline progress bars
+                mlmodel = ct.convert(lowered.program, convert_to="mlprogram", minimum_deployment_target=getattr(ct.target, OPSET),
+                                     compute_precision=ct.precision.FLOAT32, compute_units=getattr(ct.ComputeUnit, units),
+                                     inputs=inputs, outputs=outputs)
+        except (ValueError, TypeError, NotImplementedError) as e:  # e.g. "Core ML only supports tensors with rank <= 5"
+            raise ToolchainRefused(f"coremltools refused the lowered program: {' '.join(str(e).split())[:500]}") from e
         mlmodel.short_description = f"{model.graph.name or 'model'} built by model-compiler ({precision})"
         mlmodel.save(str(workdir / ENGINE_FILE))
         # what the package holds, read back from disk: the I/O names Core ML will use, the op set
@@ -158,5 +162,7 @@ class CoremlRunner(Runner):
         self.output_names = tuple(o["name"] for o in self.outputs)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        got = self.model.predict({i["mil_name"]: np.asarray(feeds[i["name"]]).astype(_np(i["dtype"])) for i in self.inputs})
-        return {o["name"]: np.asarray(got[o["mil_name"]]) for o in self.outputs}
+        from targets.coreml.mil_eval import from_coreml, to_coreml
+
+        got = self.model.predict({i["mil_name"]: to_coreml(feeds[i["name"]], i).astype(_np(i["dtype"])) for i in self.inputs})
+        return {o["name"]: from_coreml(got[o["mil_name"]], o) for o in self.outputs}

@@ -163,9 +163,11 @@ def lower(model: ir.Model) -> Lowered:
             raise ToolchainRefused(f"Core ML lowering: graph input {v.name!r} has element type {v.dtype}, which Core ML inputs do not take.")
         name = mil_name(v.name)
         mil_dtype = DTYPES[v.dtype][0]
-        placeholders[name] = mb().placeholder(shape=_dims(v, symbols), dtype=types.string_to_builtin(mil_dtype))
+        dims = _dims(v, symbols)
+        # Core ML has no rank-0 inputs or outputs: a scalar travels as shape (1,) ("scalar" in the I/O table)
+        placeholders[name] = mb().placeholder(shape=dims or (1,), dtype=types.string_to_builtin(mil_dtype))
         io_in.append({"name": v.name, "mil_name": name, "dtype": mil_dtype,
-                      "shape": [d if isinstance(d, int) else str(d) for d in v.shape]})
+                      "shape": [d if isinstance(d, int) else str(d) for d in v.shape], "scalar": not dims})
     env: dict[str, Value] = {}
     ops: Counter = Counter()
 
@@ -183,14 +185,17 @@ def lower(model: ir.Model) -> Lowered:
 
     with Function(placeholders, opset_version=getattr(ct.target, OPSET)) as fn:
         for v, io in zip(inputs, io_in):
-            env[v.name] = fn.inputs[io["mil_name"]]
+            env[v.name] = mb().squeeze(x=fn.inputs[io["mil_name"]]) if io["scalar"] else fn.inputs[io["mil_name"]]
         for node in graph:
             rule = LOWERINGS.find(node, versions)
             for o in node.outputs:
                 if (o.name or o.uses()) and o.dtype is not None and o.dtype not in DTYPES:
                     raise unsupported(node, f"output {o.name!r} of element type {o.dtype}")
             ins = [value(v, f"input of {node.op_type} node {node.name!r}") for v in node.inputs]
-            res = rule.fn(node, ins, list(node.outputs))
+            try:
+                res = rule.fn(node, ins, list(node.outputs))
+            except (ValueError, TypeError) as e:  # the MIL builder's type / shape checks
+                raise unsupported(node, f"this input combination (the MIL builder refused it: {str(e).splitlines()[0]})") from e
             res = [res] if not isinstance(res, (list, tuple)) else list(res)
             for o, r in zip(node.outputs, res):
                 if r is None:
@@ -202,9 +207,10 @@ def lower(model: ir.Model) -> Lowered:
         for v in graph.outputs:
             r = value(v, "graph output")
             name = mil_name(v.name)
-            r = mb().identity(x=r, name=name)
+            scalar_out = rank(r) == 0
+            r = mb().expand_dims(x=r, axes=[0], name=name) if scalar_out else mb().identity(x=r, name=name)
             results.append(r)
-            io_out.append({"name": v.name, "mil_name": name, "dtype": dtype(r)})
+            io_out.append({"name": v.name, "mil_name": name, "dtype": dtype(r), "scalar": scalar_out})
         fn.set_outputs(results)
     program = Program()
     program.add_function("main", fn)

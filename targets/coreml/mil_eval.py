@@ -66,11 +66,30 @@ class MilEvaluator:
             if name not in feeds:
                 raise KeyError(f"MIL input {name!r} not fed (have {sorted(feeds)})")
             env[var.name] = np.asarray(feeds[name]).astype(types.nptype_from_builtin(var.dtype), copy=False)
-        for op in self.fn.operations:
-            outs = self._op(op, env)
+        self._run(self.fn.operations, env)
+        return [env[v.name] for v in self.fn.outputs]
+
+    def _run(self, operations, env: dict[str, Any]) -> None:
+        for op in operations:
+            outs = self._while(op, env) if op.op_type == "while_loop" else self._op(op, env)
             for var, value in zip(op.outputs, outs):
                 env[var.name] = value
-        return [env[v.name] for v in self.fn.outputs]
+
+    def _while(self, op, env: dict[str, Any]) -> list[np.ndarray]:
+        """MIL while_loop: blocks[0] maps the loop vars to a bool, blocks[1] to the next loop vars;
+        both may read values from the enclosing function."""
+        cond, body = op.blocks
+        values = [env[v.name] for v in op.inputs["loop_vars"]]
+        while True:
+            for var, value in zip(cond.inputs, values):
+                env[var.name] = value
+            self._run(cond.operations, env)
+            if not bool(np.asarray(env[cond.outputs[0].name]).ravel()[0]):
+                return values
+            for var, value in zip(body.inputs, values):
+                env[var.name] = value
+            self._run(body.operations, env)
+            values = [env[v.name] for v in body.outputs]
 
     def _op(self, op, env: dict[str, Any]) -> list[np.ndarray]:
         if op.op_type == "const":
@@ -131,5 +150,16 @@ class MilRunner(Runner):
         self.output_names = tuple(o["name"] for o in outputs)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        got = self.evaluator.evaluate({i["mil_name"]: feeds[i["name"]] for i in self.inputs})
-        return {o["name"]: np.asarray(v) for o, v in zip(self.outputs, got)}
+        got = self.evaluator.evaluate({i["mil_name"]: to_coreml(feeds[i["name"]], i) for i in self.inputs})
+        return {o["name"]: from_coreml(v, o) for o, v in zip(self.outputs, got)}
+
+
+def to_coreml(value: np.ndarray, io: dict[str, Any]) -> np.ndarray:
+    """A feed as the package takes it: a scalar as shape (1,)."""
+    a = np.asarray(value)
+    return a.reshape(1) if io.get("scalar") else a
+
+
+def from_coreml(value: Any, io: dict[str, Any]) -> np.ndarray:
+    a = np.asarray(value)
+    return a.reshape(()) if io.get("scalar") else a

@@ -1,5 +1,5 @@
 """numpy implementations of the MIL ops coremltools cannot constant-fold (no ``value_inference``):
-conv, conv_transpose, max/avg pooling, batch/instance norm, gather_nd, silu.
+conv, conv_transpose, max/avg pooling, batch/instance norm, gather_nd, scatter, silu, lstm.
 
 Each follows the MIL op's documented semantics (coremltools ``mil/ops/defs/iOS15…iOS17``),
 takes the op's parameters by their MIL names, and computes in fp32 (fp16 inputs are widened and
@@ -199,3 +199,62 @@ def gather_nd(x, indices, batch_dims=0, validate_indices=False):
 def silu(x):
     xw = _wide(x)
     return (xw / (1 + np.exp(-xw))).astype(x.dtype)
+
+
+@impl("scatter")
+def scatter(data, indices, updates, axis=0, mode="add", validate_indices=False):
+    out = np.array(data, copy=True)
+    idx = np.asarray(indices).astype(np.int64)
+    axis = int(axis) + data.ndim if int(axis) < 0 else int(axis)
+    idx = np.where(idx < 0, idx + data.shape[axis], idx)
+    moved = np.moveaxis(out, axis, 0)
+    upd = np.moveaxis(np.asarray(updates), axis, 0)
+    ops = {"update": lambda a, u: u, "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
+           "max": np.maximum, "min": np.minimum}
+    for k, i in enumerate(idx.ravel()):
+        moved[i] = ops[str(mode)](moved[i], upd[k])
+    return out
+
+
+_ACTS = {"sigmoid": lambda v: 1 / (1 + np.exp(-v)), "tanh": np.tanh, "relu": lambda v: np.maximum(v, 0),
+         "linear": lambda v: v}
+
+
+@impl("lstm")
+def lstm(x, initial_h, initial_c, weight_ih, weight_hh, bias=None, peephole=None, weight_ih_back=None, weight_hh_back=None,
+         bias_back=None, peephole_back=None, direction="forward", output_sequence=False, recurrent_activation="sigmoid",
+         cell_activation="tanh", activation="tanh", clip=None):
+    """MIL's gate order i, f, o, z; states (b, directions·H); peepholes are refused by the lowering."""
+    if peephole is not None or peephole_back is not None:
+        raise NotImplementedError("lstm peepholes")
+    dtype = x.dtype
+    x = _wide(x)
+    hidden = weight_hh.shape[1]
+    rec, cell, act = (_ACTS[str(a)] for a in (recurrent_activation, cell_activation, activation))
+
+    def run(w_ih, w_hh, b, h, c, reverse):
+        out = np.zeros((x.shape[0], x.shape[1], hidden), np.float32)
+        b = np.zeros(4 * hidden, np.float32) if b is None else _wide(b)
+        for t in (range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])):
+            g = x[t] @ _wide(w_ih).T + h @ _wide(w_hh).T + b
+            i, f, o, z = (g[:, k * hidden:(k + 1) * hidden] for k in range(4))
+            z = cell(z)
+            if clip is not None:
+                z = np.clip(z, -float(clip), float(clip))
+            c = rec(f) * c + rec(i) * z
+            h = rec(o) * act(c)
+            out[t] = h
+        return out, h, c
+
+    h0, c0 = _wide(initial_h), _wide(initial_c)
+    direction = str(direction)
+    if direction == "bidirectional":
+        o1, h1, c1 = run(weight_ih, weight_hh, bias, h0[:, :hidden], c0[:, :hidden], False)
+        o2, h2, c2 = run(weight_ih_back, weight_hh_back, bias_back, h0[:, hidden:], c0[:, hidden:], True)
+        seq, h, c = np.concatenate([o1, o2], -1), np.concatenate([h1, h2], -1), np.concatenate([c1, c2], -1)
+    else:
+        seq, h, c = run(weight_ih, weight_hh, bias, h0, c0, direction == "reverse")
+    if not output_sequence:
+        seq = seq[-1:] if direction == "forward" else seq[:1] if direction == "reverse" else np.concatenate(
+            [seq[-1:, :, :hidden], seq[:1, :, hidden:]], -1)
+    return seq.astype(dtype), h.astype(dtype), c.astype(dtype)

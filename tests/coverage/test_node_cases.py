@@ -18,8 +18,9 @@ from tests.coverage import node_cases
 
 pytestmark = pytest.mark.coverage
 
-# tvm-x86 compiles each case with LLVM (seconds each): a deterministic sample keeps CI in budget.
-SAMPLE_EVERY = {"cpu": 1, "intel": 1, "tvm-x86": 8, "android": 1}
+# tvm-x86 compiles each case with LLVM (seconds each), apple converts and saves an .mlpackage per case:
+# a deterministic sample keeps CI in budget.
+SAMPLE_EVERY = {"cpu": 1, "intel": 1, "tvm-x86": 8, "android": 1, "apple": 4}
 
 
 @pytest.fixture(scope="module")

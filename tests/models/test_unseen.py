@@ -1,7 +1,8 @@
 """Architectures nobody here tuned the pipeline for (models/unseen.py: tiny random-init GPT-2,
 BERT, DistilBERT, T5 encoder, ViT, an LSTM+GRU, a depthwise-separable CNN), through the CLI
 alone as `package.module:factory` models with no spec file: golden from the factory's example
-inputs, fp32 builds on cpu, intel, the jetson host half and android, int8 with --calib."""
+inputs, fp32 builds on cpu, intel, the jetson host half, android and apple (MIL reference
+evaluation), int8 with --calib."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def test_unseen_model_builds_fp32_everywhere(name, workdir, monkeypatch, capsys)
     monkeypatch.chdir(workdir)
     ref = f"models.unseen:{name}"
     assert main(["golden", "--model", ref]) == 0, capsys.readouterr().err
-    for target in ("cpu", "intel", "jetson", "android"):
+    for target in ("cpu", "intel", "jetson", "android", "apple"):
         out = workdir / f"{name}-{target}"
         code = main(["build", "--quiet", "--model", ref, "--target", target, "--precision", "fp32", "--out", str(out)])
         assert code == 0, f"{target}: {capsys.readouterr().err}"

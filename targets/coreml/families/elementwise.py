@@ -88,7 +88,29 @@ def cast(node, ins, outs):
 
 @lowering("Where", since=9)
 def where(node, ins, outs):
-    return mb().select(cond=ins[0], a=ins[1], b=ins[2])
+    cond, a, b = ins
+    if not _covers([_raw_shape(a), _raw_shape(b)], _raw_shape(cond)):
+        # coremltools types select's output from a and b only (cond's shape is ignored, though the
+        # MIL spec broadcasts all three): bring `a` to cond's shape first so the type is right
+        a = mb().add(x=a, y=mb().mul(x=mb().cast(x=cond, dtype=dtype(a)), y=scalar(0, a)))
+    return mb().select(cond=cond, a=a, b=b)
+
+
+def _raw_shape(x) -> tuple:
+    return tuple(x.shape)
+
+
+def _covers(shapes: list[tuple], target: tuple) -> bool:
+    """Does the broadcast of `shapes` already have every dim of `target`?"""
+    r = max(len(s) for s in shapes)
+    if len(target) > r:
+        return False
+    for i in range(1, len(target) + 1):
+        t = target[-i]
+        dims = [s[-i] for s in shapes if len(s) >= i]
+        if not (isinstance(t, (int, np.integer)) and t == 1) and all(d != t for d in dims):
+            return False
+    return True
 
 
 @lowering("IsNaN", since=9)

@@ -8,7 +8,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from targets.coreml.lower import const, dims_of, lowering, mb, rank, shape
+from targets.coreml.lower import const, dims_of, dtype, lowering, mb, rank, shape
+
+
+def _on_ints(gather_fn):
+    """MIL's gathers take no bool data: gather the mask as int32 and cast back."""
+    def wrapped(node, ins, outs):
+        x = ins[0]
+        if isinstance(x, np.ndarray) or dtype(x) != "bool":
+            return gather_fn(node, ins, outs)
+        y = gather_fn(node, [mb().cast(x=x, dtype="int32"), *ins[1:]], outs)
+        return mb().cast(x=y, dtype="bool")
+    wrapped.__name__ = gather_fn.__name__
+    return wrapped
 
 
 def _normalized(x, indices, axis: int):
@@ -26,6 +38,7 @@ def _normalized(x, indices, axis: int):
 
 
 @lowering("Gather", since=1)
+@_on_ints
 def gather(node, ins, outs):
     x, indices = ins
     axis = node.attributes.get_int("axis", 0)
@@ -37,6 +50,7 @@ def gather(node, ins, outs):
 
 
 @lowering("GatherElements", since=11)
+@_on_ints
 def gather_elements(node, ins, outs):
     x, indices = ins
     axis = node.attributes.get_int("axis", 0)
@@ -45,6 +59,7 @@ def gather_elements(node, ins, outs):
 
 
 @lowering("GatherND", since=11)
+@_on_ints
 def gather_nd(node, ins, outs):
     x, indices = ins
     batch_dims = node.attributes.get_int("batch_dims", 0)

@@ -23,12 +23,18 @@ def build(proto: onnx.ModelProto, directory: Path, precision: str = "fp32"):
 
 
 def compare_with_ort(proto: onnx.ModelProto, feeds_list: list[dict[str, np.ndarray]], directory: Path,
-                     atol: float = 1e-5, rtol: float = 1e-5) -> dict:
+                     atol: float = 1e-5, rtol: float = 1e-5, reference: str = "onnxruntime") -> dict:
     """Every feed set (e.g. two batch sizes: dims stay dynamic) through the evaluator; returns the
-    engine info (its MIL op histogram, for tests that check what was emitted)."""
+    engine info (its MIL op histogram, for tests that check what was emitted). `reference` =
+    "onnx" uses ONNX's reference evaluator, for what ONNX Runtime does not run (LSTM layout=1)."""
     engine = build(proto, directory)
-    sess = ortsession.session(directory / "m.onnx", threads=1)
     outs = [o.name for o in proto.graph.output]
+    if reference == "onnx":
+        from onnx.reference import ReferenceEvaluator
+
+        sess = ReferenceEvaluator(proto)
+    else:
+        sess = ortsession.session(directory / "m.onnx", threads=1)
     runner = MilRunner(engine.dir / engine.entry, engine.info["inputs"], engine.info["outputs"])
     for feeds in feeds_list:
         want = dict(zip(outs, sess.run(outs, feeds)))

@@ -59,6 +59,15 @@ def test_clip_where_compare_cast_isnan(tmp_path):
     compare_with_ort(m, [{"x": f["x"] * 4} for f in _batches("x", 5)], tmp_path)
 
 
+def test_where_broadcasts_over_the_condition(tmp_path):
+    """Scalar branches, a rank-4 condition (MiniLM's attention mask): coremltools types select
+    from its branches only; the lowering must still give the condition's shape."""
+    nodes = [helper.make_node("Greater", ["x", "zero"], ["p"]),
+             helper.make_node("Where", ["p", "zero", "big"], ["y"])]
+    m = graph_model(nodes, {"x": (F32, ["batch", 1, 3, 3])}, {"y": F32}, {"zero": np.array(0, F32), "big": np.array(-1e9, F32)})
+    compare_with_ort(m, _batches("x", 1, 3, 3), tmp_path)
+
+
 def test_integer_div_truncates_like_onnx(tmp_path):
     m = graph_model([helper.make_node("Div", ["a", "b"], ["q"])], {"a": (np.int32, [6]), "b": (np.int32, [6])}, {"q": np.int32})
     compare_with_ort(m, [{"a": np.array([7, -7, 7, -7, 0, 9], np.int32), "b": np.array([2, 2, -2, -2, 3, 3], np.int32)}], tmp_path)
@@ -193,6 +202,21 @@ def test_fp16_program_keeps_fp32_io(tmp_path):
     info = compare_with_ort(m, _batches("x", 6), tmp_path, atol=1e-2, rtol=1e-2)  # fp16 rounding: ~3 significant digits
     assert info["inputs"][0]["dtype"] == "fp32" and info["outputs"][0]["dtype"] == "fp32"
     assert info["mil_ops"].get("cast") == 2, info["mil_ops"]
+
+
+def test_scalar_inputs_and_outputs(tmp_path):
+    """Core ML has no rank-0 I/O: a scalar travels as shape (1,) and comes back as a scalar."""
+    nodes = [helper.make_node("Mul", ["x", "s"], ["y"]), helper.make_node("ReduceSum", ["y"], ["total"], keepdims=0)]
+    m = graph_model(nodes, {"x": (F32, ["batch", 3]), "s": (F32, [])}, {"y": F32, "total": F32})
+    info = compare_with_ort(m, [{"x": _x(2, 3), "s": np.array(1.5, F32)}], tmp_path)
+    assert info["inputs"][1]["scalar"] and info["outputs"][1]["scalar"]
+
+
+def test_rank_beyond_five_is_refused_not_crashed(tmp_path):
+    m = graph_model([helper.make_node("Unsqueeze", ["x", "axes"], ["y"])], {"x": (F32, [2, 3, 4, 5])}, {"y": F32},
+                    {"axes": np.array([0, 1], np.int64)})
+    with pytest.raises(ToolchainRefused, match="coremltools refused the lowered program: .*rank <= 5"):
+        build(m, tmp_path)
 
 
 def test_unsupported_op_names_node_and_op(tmp_path):
