@@ -106,7 +106,8 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
             raise BadInput(f"--calib-samples must be ≥ 1, got {opts.calib_samples}.")
         if spec.calibration is not None:
             spec = dataclasses.replace(spec, calibration=dataclasses.replace(spec.calibration, samples=opts.calib_samples))
-    if precision == "int8" and spec.calibration is None:
+    weights_only = precision == "int8" and profile.quantization is not None and profile.quantization.weights_only
+    if precision == "int8" and spec.calibration is None and not weights_only:
         toml = repr(str(spec.path)) if spec.path and spec.path.suffix == ".toml" else None
         raise BadInput(
             f"int8 for {spec.name!r} needs calibration data and " + (f"{toml} names none" if toml else "none was given")
@@ -172,7 +173,7 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
             volatile["calibration_seconds"] = {k: precision_result.stats.pop(k) for k in list(precision_result.stats)
                                                if k.endswith("seconds")}
             write_json(tmp / "calibration.json", precision_result.stats)
-            if precision_result.ranges is not None and precision == "int8":
+            if precision_result.ranges is not None and precision == "int8" and not weights_only:
                 trt_cache.write(precision_result.ranges, tmp / "calibration.cache")
         with progress.step(f"compile: {profile.backend} ({precision})"), toolchain_step(backend.name, "compile", model):
             engine = backend.compile(model, tmp / MODEL_FILE, profile, precision, tmp)
@@ -412,7 +413,9 @@ def _reduce_precision(model, spec: ModelSpec, profile: TargetProfile, precision:
             parts.append(f"{metric.name} {metric.engine:.4f} (ref {metric.reference:.4f})")
         return Gate(all(r.passed for r in reps), failures, "; ".join(parts))
 
-    if precision == "fp16":
+    if precision == "fp16" or (precision == "int8" and profile.quantization is not None and profile.quantization.weights_only):
+        # weight-only int8 (Core ML): the graph runs in fp16 and the backend compresses its weights;
+        # the fp16 stage decides what stays fp32, the final parity judges the compressed engine
         return precision_mod.fp16(float_path, spec, profile, work, log=progress.info, gate=gate, golden_feeds=golden.inputs)
     return precision_mod.int8(float_path, spec, profile, gate, work, method=calibrator, log=progress.info)
 

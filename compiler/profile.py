@@ -49,6 +49,9 @@ class QuantScheme:
     # channel's range scaled into it
     equalize: bool = False
     outlier_ratio: float = 4.0
+    # weight-only int8 (Core ML's weight compression): no Q/DQ, no activation calibration; the
+    # graph keeps the float precision the fp16 stage gives it and the backend compresses weights
+    weights_only: bool = False
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
@@ -85,6 +88,7 @@ def _scheme(t: Table | None, where: str) -> QuantScheme | None:
         fallback_last=tuple(m.opt("fallback_last", list, [])),
         equalize=m.opt("equalize", bool, False),
         outlier_ratio=float(m.opt("outlier_ratio", (int, float), 4.0)),
+        weights_only=m.opt("weights_only", bool, False),
         extra=MappingProxyType(dict(m.opt("extra", dict, {}))),
     )
     m.done()

@@ -20,6 +20,7 @@ import importlib.metadata
 import io
 import logging
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,9 @@ class CoremlBackend(Backend):
                                      inputs=inputs, outputs=outputs)
         except (ValueError, TypeError, NotImplementedError) as e:  # e.g. "Core ML only supports tensors with rank <= 5"
             raise ToolchainRefused(f"coremltools refused the lowered program: {' '.join(str(e).split())[:500]}") from e
+        compression = None
+        if precision == "int8":
+            mlmodel, compression = _compress_weights(ct, mlmodel, profile)
         mlmodel.short_description = f"{model.graph.name or 'model'} built by model-compiler ({precision})"
         mlmodel.save(str(workdir / ENGINE_FILE))
         # what the package holds, read back from disk: the I/O names Core ML will use, the op set
@@ -115,6 +119,7 @@ class CoremlBackend(Backend):
             "flexible_shapes": {k: {"min": list(v[0]), "max": list(v[2])} for k, v in ranges.items()},
             "mil_ops": mil_eval.op_histogram(program),
             "lowered_onnx_ops": dict(sorted(lowered.ops.items())),
+            **({"weight_compression": compression} if compression else {}),
             "host_check": mil_eval.WHAT,
             "coremltools": ct.__version__,
         }
@@ -138,6 +143,32 @@ class CoremlBackend(Backend):
         from targets.coreml.mil_eval import MilRunner
 
         return MilRunner(engine.dir / engine.entry, engine.info["inputs"], engine.info["outputs"])
+
+
+def _compress_weights(ct, mlmodel, profile: TargetProfile):
+    """int8 on Core ML = weight-only linear quantization (coremltools.optimize): each large
+    constant weight stored as int8 with a per-output-channel scale, dequantized on load
+    (``constexpr_affine_dequantize``); compute keeps the program's float types."""
+    import coremltools.optimize.coreml as cto
+
+    scheme = profile.quantization
+    threshold = int(profile.option("compress_weight_threshold", 2048))
+    config = cto.OpLinearQuantizerConfig(mode="linear_symmetric" if scheme.weight_symmetric else "linear",
+                                         dtype=scheme.weight_type, granularity="per_channel" if scheme.per_channel else "per_tensor",
+                                         weight_threshold=threshold)
+    with contextlib.redirect_stderr(io.StringIO()):  # progress bars
+        compressed = cto.linear_quantize_weights(mlmodel, config=cto.OptimizationConfig(global_config=config))
+    ops = Counter(op.op_type for op in compressed._mil_program.functions["main"].operations)
+    return compressed, {
+        "method": "coremltools.optimize.coreml.linear_quantize_weights",
+        "mode": _enum(config.mode), "dtype": scheme.weight_type, "granularity": _enum(config.granularity),
+        "weight_threshold_elements": threshold, "compressed_weights": ops.get("constexpr_affine_dequantize", 0),
+        "preset": scheme.preset,
+    }
+
+
+def _enum(v) -> str:
+    return str(getattr(v, "name", v)).lower()
 
 
 def _np(mil_dtype: str):

@@ -96,7 +96,7 @@ class MilEvaluator:
             return [_scalar(op.outputs[0].val)]
         args = {}
         for k, v in op.inputs.items():
-            args[k] = [env[x.name] for x in v] if isinstance(v, (list, tuple)) else env[v.name]
+            args[k] = [_value(x, env) for x in v] if isinstance(v, (list, tuple)) else _value(v, env)
         impl = mil_numpy.IMPLS.get(op.op_type)
         if impl is not None:
             out = impl(**args)
@@ -120,6 +120,15 @@ class MilEvaluator:
             raise UnsupportedMilOp(f"MIL op {op.op_type!r} ({op.name}): coremltools' value inference gave no value; "
                                    "it needs a numpy implementation in targets/coreml/mil_numpy.py")
         return [np.asarray(v) for v in vals]
+
+
+def _value(var, env: dict[str, Any]) -> Any:
+    """A var's value: computed earlier in this run, or a constant stored inline with its op."""
+    if var.name in env:
+        return env[var.name]
+    if var.val is not None:
+        return _scalar(var.val)
+    raise KeyError(f"MIL value {var.name!r} is read before anything computed it")
 
 
 def _scalar(val: Any) -> Any:

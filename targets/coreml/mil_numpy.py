@@ -1,5 +1,6 @@
 """numpy implementations of the MIL ops coremltools cannot constant-fold (no ``value_inference``):
-conv, conv_transpose, max/avg pooling, batch/instance norm, gather_nd, scatter, silu, lstm.
+conv, conv_transpose, max/avg pooling, batch/instance norm, gather_nd, scatter, silu, lstm,
+constexpr_affine_dequantize (int8-compressed weights) — and squeeze, whose value inference fails on a squeeze to rank 0.
 
 Each follows the MIL op's documented semantics (coremltools ``mil/ops/defs/iOS15…iOS17``),
 takes the op's parameters by their MIL names, and computes in fp32 (fp16 inputs are widened and
@@ -45,12 +46,13 @@ def _pads(spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
             out.append((small, big) if pad_type == "same" else (big, small))
     else:
         raise ValueError(f"pad_type {pad_type!r}")
-    if ceil_mode:  # extend the end so a last partial window exists
+    if ceil_mode:  # MIL's documented rule: a last partial window, dropped only if it starts in padding that exists
         res = []
         for (b, e), d, k, s in zip(out, spatial, kernel, strides):
-            span = d + b + e - k
-            extra = (-span) % s if span % s else 0
-            res.append((b, e + extra))
+            n = (d + b + e - k + s - 1) // s + 1
+            if (n - 1) * s >= d + b and (b > 0 or e > 0):
+                n -= 1
+            res.append((b, e + max(0, (n - 1) * s + k - (d + b + e))))
         out = res
     return out
 
@@ -258,3 +260,23 @@ def lstm(x, initial_h, initial_c, weight_ih, weight_hh, bias=None, peephole=None
         seq = seq[-1:] if direction == "forward" else seq[:1] if direction == "reverse" else np.concatenate(
             [seq[-1:, :, :hidden], seq[:1, :, hidden:]], -1)
     return seq.astype(dtype), h.astype(dtype), c.astype(dtype)
+
+
+@impl("constexpr_affine_dequantize")
+def constexpr_affine_dequantize(quantized_data, zero_point, scale, axis):
+    """(q − zero_point) · scale, the scale and zero point per slice along `axis` (iOS 16 semantics)."""
+    q = np.asarray(quantized_data)
+    axis = int(axis) + q.ndim if int(axis) < 0 else int(axis)
+    shape = [1] * q.ndim
+    scale, zero_point = np.asarray(scale), np.asarray(zero_point)
+    shape[axis] = -1
+    s = scale.reshape(shape) if scale.ndim else scale
+    z = zero_point.reshape(shape) if zero_point.ndim else zero_point
+    return ((q.astype(np.float32) - z.astype(np.float32)) * s.astype(np.float32)).astype(scale.dtype)
+
+
+@impl("squeeze")
+def squeeze(x, axes=None):
+    """Overrides coremltools' value inference, which fails on a squeeze to rank 0 ((1, 1) → ())."""
+    x = np.asarray(x)
+    return np.squeeze(x) if axes is None else np.squeeze(x, axis=tuple(int(a) for a in np.asarray(axes).ravel()))

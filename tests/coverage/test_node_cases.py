@@ -18,9 +18,9 @@ from tests.coverage import node_cases
 
 pytestmark = pytest.mark.coverage
 
-# tvm-x86 compiles each case with LLVM (seconds each), apple converts and saves an .mlpackage per case:
-# a deterministic sample keeps CI in budget.
-SAMPLE_EVERY = {"cpu": 1, "intel": 1, "tvm-x86": 8, "android": 1, "apple": 4}
+# tvm-x86 compiles each case with LLVM (seconds each): a deterministic sample keeps CI in budget.
+# apple converts, saves and reloads an .mlpackage per case: ≈0.2 s each, all 1,619 in ≈5 min.
+SAMPLE_EVERY = {"cpu": 1, "intel": 1, "tvm-x86": 8, "android": 1, "apple": 1}
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from targets.coreml.lower import const, lowering, mb, rank, unsupported
+from targets.coreml.lower import const, lowering, mb, rank, shape, unsupported
 
 
 def _spatial(node, n: int, kernel: list[int] | None = None):
@@ -65,9 +65,29 @@ def pool(node, ins, outs):
     if any(d != 1 for d in dilations):
         raise unsupported(node, f"dilations {dilations}")
     kw["ceil_mode"] = bool(node.attributes.get_int("ceil_mode", 0))
+    if kw["ceil_mode"] and kw["pad_type"] == "custom":
+        _check_ceil(node, x, kernel, kw["strides"], kw["pad"])
     if node.op_type == "MaxPool":
         return mb().max_pool(x=x, kernel_sizes=kernel, **kw)
     return mb().avg_pool(x=x, kernel_sizes=kernel, exclude_padding_from_average=not node.attributes.get_int("count_include_pad", 0), **kw)
+
+
+def _check_ceil(node, x, kernel, strides, pad) -> None:
+    """ONNX (like PyTorch) drops a last ceil-mode window that starts in the end padding; MIL (its
+    documented rule, which coremltools' shape inference follows) does so only when there is any
+    padding. Where the two output sizes differ the pool is refused rather than resized."""
+    for i, (d, k, s_) in enumerate(zip(shape(x)[2:], kernel, strides)):
+        if d is None:
+            raise unsupported(node, "ceil_mode=1 with a dynamic spatial dim")
+        pl, pr = pad[2 * i], pad[2 * i + 1]
+        onnx_out = -(-(d + pl + pr - k) // s_) + 1
+        if (onnx_out - 1) * s_ >= d + pl:
+            onnx_out -= 1
+        mil_out = (d + pl + pr - k + s_ - 1) // s_ + 1
+        if (mil_out - 1) * s_ >= d + pl and (pl > 0 or pr > 0):
+            mil_out -= 1
+        if onnx_out != mil_out:
+            raise unsupported(node, f"ceil_mode=1 here (ONNX gives {onnx_out} outputs on spatial dim {i}, Core ML's rule {mil_out})")
 
 
 @lowering("GlobalAveragePool", "GlobalMaxPool", since=1)

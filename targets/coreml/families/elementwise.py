@@ -72,6 +72,8 @@ def neg(node, ins, outs):
 def identity(node, ins, outs):
     if node.op_type == "Dropout" and len(node.outputs) > 1 and node.outputs[1].uses():
         raise unsupported(node, "Dropout's mask output")
+    if node.op_type == "Dropout" and len(ins) > 2 and ins[2] is not None and (const(ins[2]) is None or const(ins[2]).any()):
+        raise unsupported(node, "Dropout in training mode")  # random: an inference engine cannot reproduce it
     return mb().identity(x=ins[0])
 
 

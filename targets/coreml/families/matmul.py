@@ -18,7 +18,16 @@ def matmul(node, ins, outs):
     w = const(b)
     if w is not None and w.ndim == 2 and not isinstance(a, np.ndarray) and 1 <= rank(a) <= 3:  # MIL linear: rank ≤ 3
         return mb().linear(x=a, weight=np.ascontiguousarray(w.T))
-    return mb().matmul(x=a, y=b)
+    # numpy's 1-D rules, spelled out (coremltools' matmul type inference fails on 1-D operands)
+    a1, b1 = rank(a) == 1, rank(b) == 1
+    if a1:
+        a = mb().expand_dims(x=a, axes=[0])
+    if b1:
+        b = mb().expand_dims(x=b, axes=[-1])
+    y = mb().matmul(x=a, y=b)
+    if a1 or b1:
+        y = mb().squeeze(x=y, axes=[-1] if not a1 else [-2] if not b1 else [-2, -1])
+    return y
 
 
 @lowering("Gemm", since=7)

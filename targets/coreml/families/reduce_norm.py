@@ -43,8 +43,9 @@ def softmax(node, ins, outs):
     axis = node.attributes.get_int("axis", -1)
     if node.op_type == "Softmax":
         return mb().softmax(x=ins[0], axis=axis)
-    x = ins[0]
-    return mb().sub(x=x, y=mb().reduce_log_sum_exp(x=x, axes=[axis], keep_dims=True))
+    x = ins[0]  # x − max − log Σ exp(x − max): exact for large inputs, where log(softmax) is not
+    shifted = mb().sub(x=x, y=mb().reduce_max(x=x, axes=[axis], keep_dims=True))
+    return mb().sub(x=shifted, y=mb().log(x=mb().reduce_sum(x=mb().exp(x=shifted), axes=[axis], keep_dims=True)))
 
 
 @lowering("LayerNormalization", since=17)

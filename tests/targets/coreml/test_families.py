@@ -126,6 +126,26 @@ def test_matmul_gemm(tmp_path):
     assert info["mil_ops"].get("linear", 0) >= 2 and info["mil_ops"].get("matmul", 0) >= 1, info["mil_ops"]
 
 
+def test_matmul_one_dimensional_operands(tmp_path):
+    nodes = [helper.make_node("MatMul", ["v", "v"], ["dot"]), helper.make_node("MatMul", ["x", "v"], ["mv"]),
+             helper.make_node("MatMul", ["v", "x3"], ["vm"])]
+    m = graph_model(nodes, {"v": (F32, [3]), "x": (F32, [2, 4, 3]), "x3": (F32, [2, 3, 5])}, {"dot": F32, "mv": F32, "vm": F32})
+    info = compare_with_ort(m, [{"v": _x(3), "x": _x(2, 4, 3), "x3": _x(2, 3, 5)}], tmp_path, atol=1e-5, rtol=1e-5)
+    assert info["outputs"][0]["scalar"]
+
+
+def test_log_softmax_of_large_values(tmp_path):
+    m = graph_model([helper.make_node("LogSoftmax", ["x"], ["y"], axis=-1)], {"x": (F32, ["batch", 4])}, {"y": F32}, opset=13)
+    compare_with_ort(m, [{"x": np.array([[0, 1, 2, 3], [10000, 10001, 10002, 10003]], F32)}], tmp_path, atol=1e-5, rtol=1e-6)
+
+
+def test_ceil_mode_pool_where_core_ml_sizes_differently_is_refused(tmp_path):
+    m = graph_model([helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[1, 1], strides=[2, 2], ceil_mode=1, name="mp")],
+                    {"x": (F32, [1, 1, 2, 2])}, {"y": F32})
+    with pytest.raises(ToolchainRefused, match=r"MaxPool node 'mp': ceil_mode=1 here \(ONNX gives 1 outputs.*Core ML's rule 2\)"):
+        build(m, tmp_path)
+
+
 def test_reductions_softmax_norms(tmp_path):
     nodes = [helper.make_node("ReduceMean", ["x", "ax"], ["mean"], keepdims=1),
              helper.make_node("ReduceSum", ["x", "ax"], ["sum"], keepdims=0),
