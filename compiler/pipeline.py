@@ -40,6 +40,7 @@ from compiler.passes.manager import run as run_passes
 from compiler.profile import TargetProfile, load_profile
 from compiler.progress import Progress
 from compiler.spec import ModelSpec, OutputKind
+from compiler.stages import StageCache, stage_key
 from compiler.tolerances import check_precision
 from compiler.verify import ParityReport, compare, metric_result, top1_accuracy
 from targets import get_backend
@@ -85,6 +86,7 @@ class BuildOptions:
     calib_samples: int | None = None  # overrides the spec's
     trust_pickle: bool = False  # a .pt2 may unpickle when loaded (runs code from the file)
     calib: str | None = None  # --calib: an .npz or package.module:factory (replaces the spec's)
+    stages: StageCache | None = None  # shared export + passes (set by `best`, not a CLI flag)
 
 
 def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), progress: Progress | None = None) -> BuildResult:
@@ -139,19 +141,32 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
     volatile: dict[str, Any] = {"golden_source": str(golden_dir)}
 
     with slot:
-        with progress.step(f"frontend: {spec.source}"):
-            fe = frontend.load(spec, golden.inputs, log=progress.info)
-            progress.info(f"{fe.exporter} → {irh.node_count(fe.model)} nodes, opset {irh.opset(fe.model)}")
+        # export + passes do not depend on the precision: `best` shares them between candidates
+        # (not with --verify-passes / --dump-ir, whose point is to watch those stages run)
+        key = None
+        if opts.stages is not None and not opts.verify_passes and opts.dump_ir is None:
+            key = stage_key(spec, golden.inputs, pipeline_name, type(backend).accepts)
+        hit = opts.stages.get(key) if key is not None else None
+        if hit is not None:
+            fe, optimized = hit
+            progress.info(f"frontend + passes: reused ({fe.exporter}, {irh.node_count(optimized.model)} nodes after {pipeline_name!r})")
+        else:
+            with progress.step(f"frontend: {spec.source}"):
+                fe = frontend.load(spec, golden.inputs, log=progress.info)
+                progress.info(f"{fe.exporter} → {irh.node_count(fe.model)} nodes, opset {irh.opset(fe.model)}")
         golden.check_against(fe.model)
         exported_nodes = irh.node_count(fe.model)
         exported_ops = irh.op_histogram(fe.model)
-        instruments: list = []
-        if opts.dump_ir is not None:
-            instruments.append(DumpIR(opts.dump_ir))
-        if opts.verify_passes:
-            instruments.append(_golden_check(golden, spec))
-        with progress.step(f"passes: pipeline {pipeline_name!r}"):
-            optimized = run_passes(fe.model, pipeline_name, PassContext(type(backend).accepts), instruments, log=progress.info)
+        if hit is None:
+            instruments: list = []
+            if opts.dump_ir is not None:
+                instruments.append(DumpIR(opts.dump_ir))
+            if opts.verify_passes:
+                instruments.append(_golden_check(golden, spec))
+            with progress.step(f"passes: pipeline {pipeline_name!r}"):
+                optimized = run_passes(fe.model, pipeline_name, PassContext(type(backend).accepts), instruments, log=progress.info)
+            if key is not None:
+                opts.stages.put(key, fe, optimized)
         model = optimized.model
         golden.check_against(model)  # a pass must not rename or reshape the graph's interface
         optimized_nodes, optimized_ops = irh.node_count(model), irh.op_histogram(model)
@@ -200,6 +215,8 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
         manifest["pipeline"] = {"name": pipeline_name, "verified_each_pass": opts.verify_passes,
                                 "fusions": optimized.fusions, "skipped": optimized.skipped}
         volatile["frontend_seconds"] = round(fe.seconds, 3)
+        if hit is not None:
+            volatile["frontend_and_passes"] = "reused from an earlier --precision best candidate (seconds are that run's)"
         volatile["pass_seconds"] = [{"name": r["name"], "phase": r["phase"], "seconds": r.pop("seconds")} for r in optimized.records]
         manifest["passes"] = optimized.records
         manifest["verified_with"] = verified_with
@@ -271,10 +288,12 @@ def build_best(model_arg: str, target: str, opts: BuildOptions = BuildOptions(),
     with OutputSlot(out, log=progress.info) as slot:
         built: dict[str, BuildResult] = {}
         refused: list[BadInput] = []
+        stages = StageCache()
         for precision in profile.precisions:
             with progress.step(f"best: candidate {precision}"):
                 try:
-                    r = build(model_arg, target, dataclasses.replace(opts, precision=precision, out=slot.work / precision), progress)
+                    r = build(model_arg, target, dataclasses.replace(opts, precision=precision, out=slot.work / precision,
+                                                                     stages=stages), progress)
                 except BadInput as e:  # e.g. int8 without calibration data: that candidate only
                     refused.append(e)
                     candidates.append({"precision": precision, "passed": False, "failures": [f"not built: {e}"]})
@@ -302,7 +321,8 @@ def build_best(model_arg: str, target: str, opts: BuildOptions = BuildOptions(),
         # The choice rests on latencies measured in this run, so a `best` artifact is not
         # reproducible byte for byte the way a single-precision build is.
         manifest["best"] = {"chosen": chosen, "criterion": "lowest p50 latency at batch 1 among passing precisions",
-                            "candidates": candidates}
+                            "candidates": candidates,
+                            "shared_stages": f"export and passes ran once; {stages.hits} other candidate(s) reused them"}
         finalize(result.out_dir, manifest, result.parity)
         installed = slot.install(result.out_dir)
     progress.info(f"artifact: {installed}/ (best = {chosen})")
