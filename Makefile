@@ -107,7 +107,7 @@ bench-backends: $(STAMP)
 # inputs (bench/heldout/) no build step reads. Table in build/bench/versus.md, JSON beside it.
 bench-versus: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bench]"
-	$(PY) -m compiler.versus --model efficientnet-lite0 --model minilm-l6 --batch 1 --batch 8 --iters $(ITERS) --out build/bench
+	$(PY) -m compiler.versus --model digits-cnn --model efficientnet-lite0 --model minilm-l6 --batch 1 --batch 8 --iters $(ITERS) --out build/bench
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow and not coverage" $(PYTEST_ARGS)

@@ -37,7 +37,8 @@ from compiler.verify import cosine
 
 HELDOUT_DIR = Path(__file__).resolve().parent.parent / "bench" / "heldout"
 # Ours: (target, precision) built per model. android's LiteRT runs here (XNNPACK), so it is measured too.
-OURS = (("cpu", "fp32"), ("cpu", "int8"), ("intel", "fp32"), ("intel", "bf16"), ("intel", "int8"), ("android", "int8"))
+OURS = (("cpu", "fp32"), ("cpu", "int8"), ("intel", "fp32"), ("intel", "bf16"), ("intel", "fp16"), ("intel", "int8"),
+        ("android", "int8"))
 
 
 # ---------------------------------------------------------------- held-out data
@@ -84,6 +85,13 @@ def load_heldout(spec: spec_mod.ModelSpec, path: Path) -> HeldOut:
             views += _corner_views(src, corner)
         feeds = [{names[0]: v[None]} for v in views]
         return HeldOut("classifier", {"views": feeds}, feeds[0], f"{len(views)} views of {len(src.files)} photos ({path.name})",
+                       "top-1 agreement with eager fp32")
+    if t.req("source", str) == "python":  # a factory's samples, one view each
+        src = datasets.parse_source(t, names, path.parent)
+        arrays = src.load().feeds
+        count = len(arrays[names[0]])
+        feeds = [{k: a[i : i + 1] for k, a in arrays.items()} for i in range(count)]
+        return HeldOut("classifier", {"views": feeds}, feeds[0], f"{count} views from {t.req('factory', str)} ({path.name})",
                        "top-1 agreement with eager fp32")
     lengths = t.req("lengths", list)
     plain = {k: v for k, v in t.raw().items() if k != "lengths"}

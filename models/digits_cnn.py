@@ -55,6 +55,16 @@ def train_split() -> dict[str, np.ndarray]:
     return {"image": x_tr}
 
 
+def bench_views() -> dict[str, np.ndarray]:
+    """Views no build step reads, for `make bench-versus` (bench/heldout/digits-cnn.toml): the
+    held-out images after the 32 golden ones, each shifted one pixel right (the build's metric
+    reads the unshifted held-out split; calibration reads the training split)."""
+    _, x_te, _, _ = _split()
+    views = np.zeros_like(x_te[32:96])
+    views[..., 1:] = x_te[32:96, ..., :-1]
+    return {"image": views}
+
+
 def augmented(n: int = 2000, seed: int = 0):
     """An endless-style stream of `n` training images, shifted by up to one pixel: a Python
     iterator factory for calibration at sample counts beyond the 1347 training images."""
