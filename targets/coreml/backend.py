@@ -30,6 +30,7 @@ import onnx_ir as ir
 from compiler.errors import ToolchainRefused
 from compiler.profile import TargetProfile
 from targets.base import Availability, Backend, Deferred, Engine, Runner
+from targets.coreml.lower import np_dtype
 from targets.registry import register
 from targets.shape_profiles import shape_ranges
 
@@ -81,9 +82,9 @@ class CoremlBackend(Backend):
         ct = coremltools()
         lowered = lower(model)
         ranges = shape_ranges(model, profile)
-        inputs = [ct.TensorType(i["mil_name"], shape=_shape(ct, ranges[i["name"]]), dtype=_np(i["dtype"]))
+        inputs = [ct.TensorType(i["mil_name"], shape=_shape(ct, ranges[i["name"]]), dtype=np_dtype(i["dtype"]))
                   for i in lowered.inputs]
-        outputs = [ct.TensorType(o["mil_name"], dtype=_np(o["dtype"])) for o in lowered.outputs]
+        outputs = [ct.TensorType(o["mil_name"], dtype=np_dtype(o["dtype"])) for o in lowered.outputs]
         units = str(profile.option("compute_units", "ALL"))
         if units not in COMPUTE_UNITS:
             from compiler.errors import BadInput
@@ -171,10 +172,6 @@ def _enum(v) -> str:
     return str(getattr(v, "name", v)).lower()
 
 
-def _np(mil_dtype: str):
-    return {"fp32": np.float32, "fp16": np.float16, "int32": np.int32, "bool": np.bool_}[mil_dtype]
-
-
 def _shape(ct, r: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]):
     lo, opt, hi = r
     if lo == hi:
@@ -195,5 +192,5 @@ class CoremlRunner(Runner):
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from targets.coreml.mil_eval import from_coreml, to_coreml
 
-        got = self.model.predict({i["mil_name"]: to_coreml(feeds[i["name"]], i).astype(_np(i["dtype"])) for i in self.inputs})
+        got = self.model.predict({i["mil_name"]: to_coreml(feeds[i["name"]], i).astype(np_dtype(i["dtype"])) for i in self.inputs})
         return {o["name"]: from_coreml(got[o["mil_name"]], o) for o in self.outputs}

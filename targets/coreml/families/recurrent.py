@@ -26,7 +26,7 @@ def _activations(node, default: list[str]) -> list[str]:
     return [_ACT[a] for a in names]
 
 
-def _weights(node, ins, n_in: int):
+def _weights(node, ins):
     w, r = const(ins[1]), const(ins[2])
     if w is None or r is None:
         raise unsupported(node, "weights computed at run time")
@@ -81,7 +81,7 @@ def lstm(node, ins, outs):
     if len(ins) > 7 and ins[7] is not None and (const(ins[7]) is None or const(ins[7]).any()):
         raise unsupported(node, "peephole weights")
     rec, cell, act = _activations(node, ["Sigmoid", "Tanh", "Tanh"])[:3]
-    w, r, b = _weights(node, ins, 8)
+    w, r, b = _weights(node, ins)
     d = 2 if direction == "bidirectional" else 1
     x = _time_major(node, ins[0])
     order = [0, 2, 1, 3]  # ONNX i, o, f, c → MIL i, f, o, z
@@ -105,7 +105,7 @@ def gru(node, ins, outs):
     if direction == "bidirectional":
         raise unsupported(node, "direction=bidirectional")
     rec, act = _activations(node, ["Sigmoid", "Tanh"])[:2]
-    w, r, b = _weights(node, ins, 6)
+    w, r, b = _weights(node, ins)
     before_reset = node.attributes.get_int("linear_before_reset", 0)
     x = _time_major(node, ins[0])
     h0 = _initial(node, ins[5] if len(ins) > 5 else None, x, 1, hidden)
