@@ -157,11 +157,22 @@ def lower(model: ir.Model) -> Lowered:
     inputs = [v for v in graph.inputs if v.name not in graph.initializers]
     symbols: dict[str, Any] = {}
     placeholders = {}
+    taken: set[str] = set()
+
+    def unique(name: str) -> str:
+        """A MIL name for an I/O tensor, distinct even where two ONNX names sanitize alike ("a.b", "a_b")."""
+        base, k = mil_name(name), 1
+        out = base
+        while out in taken:
+            out, k = f"{base}_{k}", k + 1
+        taken.add(out)
+        return out
+
     io_in = []
     for v in inputs:
         if v.dtype not in DTYPES:
             raise ToolchainRefused(f"Core ML lowering: graph input {v.name!r} has element type {v.dtype}, which Core ML inputs do not take.")
-        name = mil_name(v.name)
+        name = unique(v.name)
         mil_dtype = DTYPES[v.dtype][0]
         dims = _dims(v, symbols)
         # Core ML has no rank-0 inputs or outputs: a scalar travels as shape (1,) ("scalar" in the I/O table)
@@ -206,7 +217,7 @@ def lower(model: ir.Model) -> Lowered:
         results, io_out = [], []
         for v in graph.outputs:
             r = value(v, "graph output")
-            name = mil_name(v.name)
+            name = unique(v.name)
             scalar_out = rank(r) == 0
             r = mb().expand_dims(x=r, axes=[0], name=name) if scalar_out else mb().identity(x=r, name=name)
             results.append(r)

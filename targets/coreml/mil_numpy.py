@@ -158,30 +158,29 @@ def avg_pool(x, kernel_sizes, strides=None, pad_type="valid", pad=None, exclude_
     return _pool(x, kernel_sizes, strides, pad_type, pad, ceil_mode, "avg", bool(exclude_padding_from_average))
 
 
-@impl("batch_norm")
-def batch_norm(x, mean, variance, gamma=None, beta=None, epsilon=1e-5):
-    dtype = x.dtype
-    shape = (1, -1) + (1,) * (x.ndim - 2)
-    y = (_wide(x) - _wide(mean).reshape(shape)) / np.sqrt(_wide(variance).reshape(shape) + np.float32(epsilon))
+def _affine(y: np.ndarray, gamma, beta) -> np.ndarray:
+    """y · γ + β, per channel (axis 1)."""
+    shape = (1, -1) + (1,) * (y.ndim - 2)
     if gamma is not None:
         y = y * _wide(gamma).reshape(shape)
     if beta is not None:
         y = y + _wide(beta).reshape(shape)
-    return y.astype(dtype)
+    return y
+
+
+@impl("batch_norm")
+def batch_norm(x, mean, variance, gamma=None, beta=None, epsilon=1e-5):
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    y = (_wide(x) - _wide(mean).reshape(shape)) / np.sqrt(_wide(variance).reshape(shape) + np.float32(epsilon))
+    return _affine(y, gamma, beta).astype(x.dtype)
 
 
 @impl("instance_norm")
 def instance_norm(x, gamma=None, beta=None, epsilon=1e-5):
-    dtype = x.dtype
     xw = _wide(x)
     axes = tuple(range(2, x.ndim))
     y = (xw - xw.mean(axis=axes, keepdims=True)) / np.sqrt(xw.var(axis=axes, keepdims=True) + np.float32(epsilon))
-    shape = (1, -1) + (1,) * (x.ndim - 2)
-    if gamma is not None:
-        y = y * _wide(gamma).reshape(shape)
-    if beta is not None:
-        y = y + _wide(beta).reshape(shape)
-    return y.astype(dtype)
+    return _affine(y, gamma, beta).astype(x.dtype)
 
 
 @impl("gather_nd")

@@ -232,6 +232,13 @@ def test_scalar_inputs_and_outputs(tmp_path):
     assert info["inputs"][1]["scalar"] and info["outputs"][1]["scalar"]
 
 
+def test_io_names_that_sanitize_alike_stay_distinct(tmp_path):
+    nodes = [helper.make_node("Relu", ["a.b"], ["y.1"]), helper.make_node("Neg", ["a_b"], ["y_1"])]
+    m = graph_model(nodes, {"a.b": (F32, ["batch", 3]), "a_b": (F32, ["batch", 3])}, {"y.1": F32, "y_1": F32})
+    info = compare_with_ort(m, [{"a.b": _x(2, 3), "a_b": _x(2, 3)}], tmp_path)
+    assert len({i["mil_name"] for i in info["inputs"]}) == 2 and len({o["mil_name"] for o in info["outputs"]}) == 2
+
+
 def test_rank_beyond_five_is_refused_not_crashed(tmp_path):
     m = graph_model([helper.make_node("Unsqueeze", ["x", "axes"], ["y"])], {"x": (F32, [2, 3, 4, 5])}, {"y": F32},
                     {"axes": np.array([0, 1], np.int64)})
