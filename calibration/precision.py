@@ -111,6 +111,10 @@ def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callab
     log(f"sensitivity of {len(ranked)} quantized nodes in {time.perf_counter() - t1:.1f} s"
         + (f"; worst: {ranked[0].node} ({ranked[0].snr_db:.1f} dB alone)" if ranked else ""))
     result = search(ranked, build, gate, work, log)
+    chosen = onnx.load(str(result.model_path))
+    if identity := qdq.drop_identity_activations(chosen):
+        onnx.save(chosen, str(result.model_path))
+        log(f"{len(identity)} Relu/Clip node(s) removed: their dequantized input already lies within their bounds")
     float_nodes = [
         {"node": n, "op_type": f_nodes[n].op_type,
          "why": f"reads or writes a tensor whose calibrated range reaches ±{ranges.HISTOGRAM_LIMIT:.0e} (an additive mask): "
@@ -134,6 +138,7 @@ def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callab
         "calibration_seconds": round(t_calib, 3),
         "total_seconds": round(time.perf_counter() - t0, 3),
         "quantized_nodes": len(quantized) - len(forced) - len(result.excluded),
+        "identity_activations_removed": identity,
         "fallback": {"passed": result.passed, "last": list(scheme.fallback_last), "float_nodes": float_nodes, "rounds": result.rounds,
                      "sensitivity": [{"node": s.node, "op_type": s.op_type, "snr_db_alone": round(s.snr_db, 2)} for s in ranked]},
         "ranges": r.as_dict(),

@@ -14,11 +14,13 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import onnx
+from onnx import numpy_helper
 from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.calibrate import CalibrationMethod, save_tensors_data
 
-from calibration.ranges import Ranges
+from calibration.ranges import Ranges, activation_bounds
 from compiler.profile import QuantScheme
 
 _QTYPE = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
@@ -65,3 +67,42 @@ def quantized_nodes(model: onnx.ModelProto, float_model: onnx.ModelProto, op_typ
         n.name for n in model.graph.node
         if n.name in names and (not op_types or n.op_type in op_types) and any(i in dq_outputs for i in n.input)
     ]
+
+
+_QRANGE = {onnx.TensorProto.UINT8: (0, 255), onnx.TensorProto.INT8: (-128, 127)}
+
+
+def drop_identity_activations(model: onnx.ModelProto) -> list[str]:
+    """Remove each Relu / Clip whose input is a DequantizeLinear output that its bounds cannot
+    change: every value ``(q - zero_point) * scale`` of the integer type lies inside them (u8
+    with zero point 0 under a Relu; ReLU6 after a range folded to [0, 6]). Exact, so no gate
+    is re-run. ORT fuses such an activation only when a QuantizeLinear follows it; before a
+    float consumer (the ReLU feeding global pooling) it ran as a separate pass over the tensor.
+    Edits `model` in place; returns the removed nodes' names."""
+
+    consts = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    made = {o: n for n in model.graph.node for o in n.output}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
+    outputs = {o.name for o in model.graph.output}
+    dropped = []
+    for n in list(model.graph.node):
+        dq = made.get(n.input[0]) if n.op_type in ("Relu", "Clip") and n.input else None
+        if dq is None or dq.op_type != "DequantizeLinear" or len(dq.input) < 3 or n.output[0] in outputs:
+            continue
+        scale, zp = consts.get(dq.input[1]), consts.get(dq.input[2])
+        bounds = activation_bounds(n, consts)
+        if scale is None or zp is None or scale.size != 1 or zp.size != 1 or bounds is None or zp.dtype.itemsize != 1:
+            continue
+        qmin, qmax = _QRANGE[onnx.TensorProto.UINT8 if zp.dtype == np.uint8 else onnx.TensorProto.INT8]
+        s, z = np.float32(scale.item()), np.float32(zp.item())
+        lo, hi = (np.float32(qmin) - z) * s, (np.float32(qmax) - z) * s  # as the runtime computes it, in float32
+        if any(r.op_type == "QuantizeLinear" for r in readers.get(n.output[0], [])) or not (bounds[0] <= lo and hi <= bounds[1]):
+            continue
+        for r in readers.get(n.output[0], []):
+            r.input[:] = [n.input[0] if i == n.output[0] else i for i in r.input]
+        model.graph.node.remove(n)
+        dropped.append(n.name)
+    return dropped

@@ -174,7 +174,7 @@ def fold_activations(model, r: Ranges) -> list[str]:
         x = n.input[0] if n.input else ""
         if n.op_type not in ("Relu", "Clip") or x not in r.data or readers.get(x) != 1 or x in outputs:
             continue
-        bounds = _activation_bounds(n, consts)
+        bounds = activation_bounds(n, consts)
         if bounds is None:
             continue
         lo = float(np.asarray(r.data[x].range_value[0]).min())
@@ -193,7 +193,7 @@ def _bounds(d: TensorData) -> tuple[float, float]:
     return float(np.asarray(d.range_value[0]).min()), float(np.asarray(d.range_value[1]).max())
 
 
-def _activation_bounds(node, consts: dict) -> tuple[float, float] | None:
+def activation_bounds(node, consts: dict) -> tuple[float, float] | None:
     if node.op_type == "Relu":
         return 0.0, np.inf
     attrs = {a.name: a.f for a in node.attribute}

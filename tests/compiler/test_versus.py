@@ -32,22 +32,25 @@ def test_time_flows_runs_every_flow_in_blocks_and_reports_quartiles():
         assert calls[name] == sum(2 + 4 * out[name][b]["calls_per_sample"] for b in (1, 3))
 
 
-def _row(flow, group, runtime, score, p50, q=None):
-    return {"flow": flow, "group": group, "runtime": runtime, "accuracy": {"score": score, "text": str(score)},
+def _row(flow, group, runtime, score, p50, q=None, precision="fp32"):
+    return {"flow": flow, "group": group, "runtime": runtime, "precision": precision, "accuracy": {"score": score, "text": str(score)},
             "p50_ms": {"1": p50}, "quartiles_ms": {"1": q or [p50 * 0.99, p50 * 1.01]}}
 
 
-def test_dominated_lists_ours_beaten_by_an_as_accurate_flow_of_the_same_runtime():
+def test_dominated_lists_ours_beaten_by_an_as_accurate_flow_of_the_same_runtime_and_precision_class():
     rows = [
         _row("ours intel fp32", "ours", "openvino", 1.0, 0.17, [0.16, 0.18]),
         _row("OpenVINO f32", "by hand", "openvino", 1.0, 0.13, [0.12, 0.14]),  # as accurate, faster: a loss
-        _row("NNCF int8", "by hand", "openvino", 0.7, 0.05),  # faster but less accurate: not a loss
+        _row("NNCF int8", "by hand", "openvino", 0.7, 0.05, precision="int8"),  # less accurate: not a loss
+        _row("ours intel int8", "ours", "openvino", 0.7, 0.06, precision="int8"),  # …of this one, equally accurate
+        _row("OpenVINO default", "by hand", "openvino", 1.0, 0.09, precision="bf16"),  # 16-bit: not against fp32
+        _row("ours intel fp16", "ours", "openvino", 1.0, 0.08, precision="fp16"),  # faster than it: no loss
         _row("LiteRT fp32", "by hand", "tflite", 1.0, 0.01),  # another runtime: not compared
         _row("ours cpu fp32", "ours", "onnxruntime", 1.0, 10.6, [10.4, 10.9]),
         _row("ORT fp32 raw", "by hand", "onnxruntime", 1.0, 10.5, [10.3, 10.8]),  # within noise
     ]
     got = {(d["ours"], d["by_hand"]): d for d in dominated(rows, [1])}
-    assert set(got) == {("ours intel fp32", "OpenVINO f32"), ("ours cpu fp32", "ORT fp32 raw")}
+    assert set(got) == {("ours intel fp32", "OpenVINO f32"), ("ours cpu fp32", "ORT fp32 raw"), ("ours intel int8", "NNCF int8")}
     assert got[("ours intel fp32", "OpenVINO f32")]["separated"] is True
     assert got[("ours cpu fp32", "ORT fp32 raw")]["separated"] is False
     assert abs(got[("ours intel fp32", "OpenVINO f32")]["slower"] - (0.17 / 0.13 - 1)) < 1e-9
