@@ -156,8 +156,8 @@ def fold_activations(model, r: Ranges) -> list[str]:
     (the producer's range clipped to the activation's bounds), and `r` is updated in place.
     The activation's output takes the same range: calibrated on its own (a percentile of a
     distribution with a spike at 0) it differs slightly, and then ORT keeps a requantizing
-    DQ→Q pair between two QLinearConvs that an equal scale lets it drop (digits-cnn int8 at
-    batch 8: 0.16 → … ms, see the note of issue 10).
+    DQ→Q pair between two QLinearConvs that an equal scale lets it drop (digits-cnn's three
+    QLinearConvs now chain directly, as in the graph of ORT's own quantize_static).
 
     Quantizing the producer's output to [0, 6] saturates exactly where ReLU6 clips — TFLite's
     fused activation, ORT's QLinearConv with a clipped output range — where its own range

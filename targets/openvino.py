@@ -36,7 +36,12 @@ from targets.base import Availability, Backend, Engine, Runner
 from targets.registry import register
 
 XML, BIN = "model.xml", "model.bin"
-HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "f32"}  # int8: non-quantized parts in f32
+# int8: the non-quantized parts run f32. Measured 2026-11-23 (1 thread, p50 ms b1 / b8, our int8
+# IR recompiled with each hint, /tmp script, one interleaved run): a bf16 hint did not pay for
+# EfficientNet-Lite0 (5.32 / 29.3 vs 5.06 / 29.5 f32, both 10/10 held-out) and left MiniLM far
+# behind our fp16 build (19.8 / 135 vs f32 24.4 / 180; fp16 11.3 / 68), at cos 0.956 vs 0.959;
+# an f16 hint on the int8 MiniLM with dynamic shapes did not finish 84 held-out calls in 2 minutes.
+HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "f32"}
 
 
 def _config(precision: str, threads: int) -> dict[str, object]:
