@@ -87,6 +87,9 @@ def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callab
     helpers = set(equalized.float_nodes()) if equalized else set()
     full = qdq.quantize(model_path, work / "int8_full.onnx", r, scheme, exclude=sorted(helpers))
     quantized = [n for n in qdq.quantized_nodes(full, float_model, scheme.op_types) if n not in helpers]
+    if rewired := qdq.float_readers_read_float(full, set(quantized)):
+        onnx.save(full, str(work / "int8_full.onnx"))
+        log(f"{len(rewired)} float-produced tensor(s) quantized for their int8 readers stay float for their float readers")
 
     # Nodes touching a tensor whose range no int8 scale can carry (an additive mask's -3.4e38)
     # are float from the start: quantized, they are useless, and LiteRT aborts the process on

@@ -102,6 +102,14 @@ class ImagesSource(DataSource):
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
     labels: tuple[int, ...] | None = None
+    # More views per photo (validation and held-out sets, from the few real photos in the wheels):
+    # the four corner crops at short side `corner_views_short` (0: none), and every view mirrored.
+    corner_views_short: int = 0
+    flip: bool = False
+
+    @property
+    def views_per_file(self) -> int:
+        return (1 + 4 * bool(self.corner_views_short)) * (1 + self.flip)
 
     def paths(self) -> list[Path]:
         out: list[Path] = []
@@ -115,6 +123,16 @@ class ImagesSource(DataSource):
             raise BadInput(f"image source {list(self.files)} names no image files.")
         return out
 
+    def _crops(self, im, short: int, corners: bool) -> list:
+        from PIL import Image
+
+        w, h = im.size
+        scale = short / min(w, h)
+        im = im.resize((round(w * scale), round(h * scale)), Image.BILINEAR)
+        w, h, c = *im.size, self.crop
+        spots = ((0, 0), (w - c, 0), (0, h - c), (w - c, h - c)) if corners else (((w - c) // 2, (h - c) // 2),)
+        return [im.crop((left, top, left + c, top + c)) for left, top in spots]
+
     def _read(self, paths: list[Path]) -> np.ndarray:
         from PIL import Image
 
@@ -123,17 +141,17 @@ class ImagesSource(DataSource):
             try:
                 with Image.open(path) as im:
                     im = im.convert("RGB")
-                    w, h = im.size
-                    scale = self.resize_short / min(w, h)
-                    im = im.resize((round(w * scale), round(h * scale)), Image.BILINEAR)
-                    w, h = im.size
-                    left, top = (w - self.crop) // 2, (h - self.crop) // 2
-                    im = im.crop((left, top, left + self.crop, top + self.crop))
-                    x = np.asarray(im, dtype=np.float32)
+                    views = self._crops(im, self.resize_short, False)
+                    if self.corner_views_short:
+                        views += self._crops(im, self.corner_views_short, True)
+                    if self.flip:
+                        views += [v.transpose(Image.FLIP_LEFT_RIGHT) for v in views]
+                    xs = [np.asarray(v, dtype=np.float32) for v in views]
             except OSError as e:
                 raise BadInput(f"cannot read image {str(path)!r}: {e}.") from None
-            x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-            arrays.append(x.transpose(2, 0, 1))
+            for x in xs:
+                x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+                arrays.append(x.transpose(2, 0, 1))
         return np.stack(arrays).astype(np.float32)
 
     def load(self) -> Samples:
@@ -141,10 +159,11 @@ class ImagesSource(DataSource):
         return self._samples(paths, 0)
 
     def _samples(self, paths: list[Path], offset: int) -> Samples:
-        labels = None
+        labels, k = None, self.views_per_file
         if self.labels is not None:
-            labels = np.asarray(self.labels[offset : offset + len(paths)], dtype=np.int64)
-        return Samples({self.input_names[0]: self._read(paths)}, labels, tuple(p.name for p in paths))
+            labels = np.repeat(np.asarray(self.labels[offset : offset + len(paths)], dtype=np.int64), k)
+        names = tuple(p.name if k == 1 else f"{p.name}#{v}" for p in paths for v in range(k))
+        return Samples({self.input_names[0]: self._read(paths)}, labels, names)
 
     def batches(self, batch_size: int, limit: int | None = None) -> Iterator[Samples]:
         paths = self.paths()[:limit]
@@ -152,7 +171,8 @@ class ImagesSource(DataSource):
             yield self._samples(paths[start : start + batch_size], start)
 
     def describe(self) -> str:
-        return f"{len(self.files)} image file(s): {', '.join(self.files)}"
+        views = f", {self.views_per_file} views each" if self.views_per_file > 1 else ""
+        return f"{len(self.files)} image file(s){views}: {', '.join(self.files)}"
 
 
 @dataclass(frozen=True)
@@ -160,11 +180,13 @@ class SentencesSource(DataSource):
     sentences: tuple[str, ...] = ()
     tokenizer: str = ""
     max_length: int = 128
+    pad_to_max_length: bool = False  # every sample exactly max_length tokens (a validation length)
 
     def _tokenize(self, sentences: tuple[str, ...]) -> dict[str, np.ndarray]:
         tok = call_factory(self.tokenizer, "tokenizer factory")
         enc = tok(
-            list(sentences), padding="longest", truncation=True, max_length=self.max_length,
+            list(sentences), padding="max_length" if self.pad_to_max_length else "longest", truncation=True,
+            max_length=self.max_length,
             return_tensors="np",
         )
         missing = [n for n in self.input_names if n not in enc]
@@ -321,6 +343,8 @@ def parse_source(table: Table, input_names: tuple[str, ...], base_dir: Path,
             mean=_triple(table, "mean", 0.0),
             std=_triple(table, "std", 1.0),
             labels=_opt_tuple(table.opt("labels", list)),
+            corner_views_short=table.opt("corner_views_short", int, 0),
+            flip=table.opt("flip", bool, False),
         )
         if len(input_names) != 1:
             raise BadInput(f"{table.where}: an image source feeds exactly one input, the model has {list(input_names)}.")

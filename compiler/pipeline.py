@@ -31,7 +31,7 @@ from calibration import precision as precision_mod
 from calibration import trt_cache
 from calibration.fallback import Gate
 
-from compiler import frontend, interrupts, golden as golden_mod, ir as irh, report as report_mod, spec as spec_mod
+from compiler import frontend, interrupts, golden as golden_mod, ir as irh, report as report_mod, spec as spec_mod, validation
 from compiler.artifacts import MANIFEST, VOLATILE, OutputSlot, content_sha256, file_table, sha256_file, write_json
 from compiler.errors import BadInput, CompilerError, ParityFailure, ToolchainMissing, ToolchainRefused, is_toolchain_exception, mentioned_ops
 from compiler.passes import PassContext, get_pipeline
@@ -406,13 +406,18 @@ def _reduce_precision(model, spec: ModelSpec, profile: TargetProfile, precision:
     each candidate."""
     float_path = work / "float.onnx"
     irh.save(model, float_path)
+    groups = validation.load(spec, lambda: OrtRunner(float_path, "CPUExecutionProvider", threads=1), progress.info)
 
-    def reports(path: Path) -> list[ParityReport]:
-        """The candidate's parity: in ORT, or in the engine and each of its variants (LiteRT's
-        XNNPACK and reference int8 kernels round differently; both must pass)."""
+    def tolerance(name: str):
+        return golden.tolerances.for_output(precision, name, spec.output_kind(name))
+
+    def reports(path: Path) -> tuple[list[ParityReport], dict[str, ParityReport]]:
+        """The candidate's parity on golden — in ORT, or in the engine and each of its variants
+        (LiteRT's XNNPACK and reference int8 kernels round differently; both must pass) — and on
+        the validation groups (in ORT, or in the engine)."""
         if engine_gate is None:
             with OrtRunner(path, "CPUExecutionProvider", threads=1) as runner:
-                return [check_parity(runner, golden, spec, precision)]
+                return [check_parity(runner, golden, spec, precision)], validation.check(runner, groups, precision, tolerance)
         out = path.with_suffix(".engine")
         out.mkdir()
         candidate = ir.load(path)
@@ -420,24 +425,34 @@ def _reduce_precision(model, spec: ModelSpec, profile: TargetProfile, precision:
             engine = engine_gate.compile(candidate, path, profile, precision, out)
         with toolchain_step(engine_gate.name, "run", candidate), engine_gate.load(engine, threads=1) as runner:
             main = check_parity(runner, golden, spec, precision)
-        return [main, *variant_parity(engine_gate, engine, golden, spec, precision).values()]
+            valid = validation.check(runner, groups, precision, tolerance)
+        return [main, *variant_parity(engine_gate, engine, golden, spec, precision).values()], valid
 
     def gate(path: Path) -> Gate:
-        reps = reports(path)
+        reps, valid = reports(path)
         failures = [f for rep in reps for f in rep.failures()]
+        failures += [f"validation {label}: {f}" for label, rep in valid.items() for f in rep.failures()]
         worst = {n: min((r.outputs[n] for r in reps), key=lambda o: o.cosine) for n in reps[0].outputs}
         parts = [f"{n}: cos {o.cosine:.4f}" + (f", top-1 {o.topk_agreement:.2f}" if o.topk_agreement is not None else "")
                  for n, o in worst.items()]
         metric = reps[0].metric
         if metric is not None:
             parts.append(f"{metric.name} {metric.engine:.4f} (ref {metric.reference:.4f})")
-        return Gate(all(r.passed for r in reps), failures, "; ".join(parts))
+        for label, rep in valid.items():
+            parts.append(f"validation {label}: " + ", ".join(
+                f"cos {o.cosine:.4f}" + (f", top-1 {o.topk_agreement:.2f}" if o.topk_agreement is not None else "")
+                for o in rep.outputs.values()))
+        return Gate(all(r.passed for r in reps) and all(v.passed for v in valid.values()), failures, "; ".join(parts))
 
     if precision == "fp16" or (precision == "int8" and profile.quantization is not None and profile.quantization.weights_only):
         # weight-only int8 (Core ML): the graph runs in fp16 and the backend compresses its weights;
         # the fp16 stage decides what stays fp32, the final parity judges the compressed engine
-        return precision_mod.fp16(float_path, spec, profile, work, log=progress.info, gate=gate, golden_feeds=golden.inputs)
-    return precision_mod.int8(float_path, spec, profile, gate, work, method=calibrator, log=progress.info)
+        result = precision_mod.fp16(float_path, spec, profile, work, log=progress.info, gate=gate, golden_feeds=golden.inputs)
+    else:
+        result = precision_mod.int8(float_path, spec, profile, gate, work, method=calibrator, log=progress.info)
+    if groups:  # → calibration.json: what the decisions were judged on besides golden
+        result.stats["validation"] = {g.label: g.samples for g in groups}
+    return result
 
 
 def _golden_check(golden: golden_mod.Golden, spec: ModelSpec) -> GoldenCheck:

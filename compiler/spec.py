@@ -10,6 +10,7 @@ All four become one `ModelSpec`.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import re
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.artifacts import sha256_file
-from compiler.datasets import DataSource, NpzSource, PythonSource, parse_source
+from compiler.datasets import DataSource, NpzSource, PythonSource, SentencesSource, parse_source
 from compiler.errors import BadInput
 from compiler.tomlschema import Table, load_toml
 
@@ -78,6 +79,20 @@ class CalibSpec:
     batch_size: int = 16
 
 
+MIN_VALIDATION_SAMPLES = 32
+
+
+@dataclass(frozen=True)
+class ValidationSpec:
+    """Real inputs (never golden, calibration or held-out ones) that precision decisions are judged
+    on: each int8 / fp16 candidate must meet the output tolerances on every group, against the
+    float model. Groups: one per sequence length for a sentence source with `lengths`, else one.
+    Golden stays the parity set; a gate that saw 6 golden samples at one length passed engines
+    that failed on new inputs."""
+
+    groups: tuple[tuple[str, DataSource], ...]
+
+
 @dataclass(frozen=True)
 class ExportSpec:
     exporter: Exporter = Exporter.DYNAMO
@@ -94,6 +109,7 @@ class ModelSpec:
     golden: DataSource | None = None
     evaluation: EvalSpec | None = None
     calibration: CalibSpec | None = None
+    validation: ValidationSpec | None = None
     export: ExportSpec = ExportSpec()
     path: Path | None = None  # the spec file, or the model file
     sha256: str = ""
@@ -231,6 +247,19 @@ def load_spec(path: Path) -> ModelSpec:
         evaluation = EvalSpec(parse_source(vt, input_names, base, axes), metric, output)
         vt.done()
 
+    validation = None
+    if (vt := t.sub("validation")) is not None:
+        lengths = vt.opt("lengths", list)
+        src = parse_source(vt, input_names, base, axes)
+        if lengths is not None:
+            if not isinstance(src, SentencesSource) or not lengths or not all(isinstance(n, int) and n > 0 for n in lengths):
+                raise BadInput(f"{vt.where}: 'lengths' (positive token counts) needs source = \"sentences\", got {lengths!r}.")
+            groups = tuple((f"{n} tokens", dataclasses.replace(src, max_length=n, pad_to_max_length=True)) for n in lengths)
+        else:
+            groups = (("all", src),)
+        validation = ValidationSpec(groups)
+        vt.done()
+
     calibration = None
     if (ct := t.sub("calibration")) is not None:
         samples = ct.opt("samples", int, 256)
@@ -242,7 +271,7 @@ def load_spec(path: Path) -> ModelSpec:
     t.done()
     return ModelSpec(
         name=name, source=source, source_kind=kind, inputs=inputs, outputs=tuple(outputs),
-        golden=golden, evaluation=evaluation, calibration=calibration, export=export, path=path,
+        golden=golden, evaluation=evaluation, calibration=calibration, validation=validation, export=export, path=path,
         sha256=sha256_file(path),
     )
 

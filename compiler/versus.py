@@ -56,35 +56,12 @@ class HeldOut:
     measure: str = ""  # what accuracy means for this kind of model
 
 
-def _corner_views(src: datasets.ImagesSource, short: int) -> list[np.ndarray]:
-    """The four corner crops of each photo resized to short side `short` (same normalization)."""
-    from PIL import Image
-
-    out = []
-    for path in src.paths():
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            w, h = im.size
-            s = short / min(w, h)
-            im = im.resize((round(w * s), round(h * s)), Image.BILINEAR)
-            w, h = im.size
-            c = src.crop
-            for left, top in ((0, 0), (w - c, 0), (0, h - c), (w - c, h - c)):
-                x = np.asarray(im.crop((left, top, left + c, top + c)), np.float32)
-                out.append(((x - np.asarray(src.mean, np.float32)) / np.asarray(src.std, np.float32)).transpose(2, 0, 1))
-    return out
-
-
 def load_heldout(spec: spec_mod.ModelSpec, path: Path) -> HeldOut:
     t = Table(load_toml(path, "held-out set"), str(path))
     names = spec.input_names
     if t.req("source", str) == "images":
-        corner = t.opt("corner_views_short", int, 0)
-        plain = {k: v for k, v in t.raw().items() if k != "corner_views_short"}
-        src = datasets.parse_source(Table(plain, str(path)), names, path.parent)
+        src = datasets.parse_source(t, names, path.parent)
         views = list(src.load().feeds[names[0]])
-        if corner:
-            views += _corner_views(src, corner)
         feeds = [{names[0]: v[None]} for v in views]
         return HeldOut("classifier", {"views": feeds}, feeds[0], f"{len(views)} views of {len(src.files)} photos ({path.name})",
                        "top-1 agreement with eager fp32")

@@ -111,3 +111,10 @@ def train(epochs: int = 10, batch: int = 64) -> float:
 
 if __name__ == "__main__":
     print(f"held-out top-1: {train():.4f} -> {WEIGHTS}")
+
+
+def validation() -> dict[str, np.ndarray]:
+    """Precision decisions' validation set (models/digits-cnn.toml [validation]): 64 held-out
+    images after those `bench_views` shifts (golden reads the first 32, bench the next 64)."""
+    _, x_te, _, _ = _split()
+    return {"image": x_te[96:160]}

@@ -46,3 +46,39 @@ def test_activations_that_can_change_a_value_or_that_ort_fuses_stay():
     for m in cases:
         assert drop_identity_activations(m) == []
         assert "act" in [n.name for n in m.graph.node]
+
+
+def test_a_float_reader_of_a_float_produced_tensor_reads_it_unquantized():
+    """LayerNorm → Q/DQ → MatMul (quantized) and → residual Add (float): the Add reads the LayerNorm
+    output again; a Conv-like quantized producer's output keeps its DQ for every reader."""
+    from calibration.qdq import float_readers_read_float
+
+    f32 = TensorProto.FLOAT
+    inits = [numpy_helper.from_array(np.array(0.02, np.float32), "s"), numpy_helper.from_array(np.array(128, np.uint8), "z"),
+             numpy_helper.from_array(np.ones(8, np.float32), "g"), numpy_helper.from_array(np.eye(8, dtype=np.float32), "w")]
+    nodes = [
+        helper.make_node("LayerNormalization", ["x", "g"], ["ln"], name="ln"),
+        helper.make_node("QuantizeLinear", ["ln", "s", "z"], ["ln_q"]), helper.make_node("DequantizeLinear", ["ln_q", "s", "z"], ["ln_dq"]),
+        helper.make_node("MatMul", ["ln_dq", "w"], ["mm"], name="mm"),
+        helper.make_node("QuantizeLinear", ["mm", "s", "z"], ["mm_q"]), helper.make_node("DequantizeLinear", ["mm_q", "s", "z"], ["mm_dq"]),
+        helper.make_node("Add", ["ln_dq", "mm_dq"], ["y"], name="residual"),
+    ]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", f32, [2, 8])], [helper.make_tensor_value_info("y", f32, None)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)], ir_version=9)
+    x = np.random.default_rng(0).normal(size=(2, 8)).astype(np.float32)
+    before = _run(m, x)
+    assert float_readers_read_float(m, {"mm"}) == ["ln"]
+    reads = {n.name: list(n.input) for n in m.graph.node if n.name}
+    assert reads["residual"] == ["ln", "mm_dq"]  # the LayerNorm output, unrounded; the MatMul output stays int8
+    assert reads["mm"] == ["ln_dq", "w"]
+    after = _run(m, x)
+    ln = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-5)
+    assert np.abs(after - before).max() > 0  # the residual no longer carries the rounding …
+    np.testing.assert_allclose(after - _run_mm_dq(m, x), ln, atol=1e-5)  # … it is the exact LayerNorm output
+
+
+def _run_mm_dq(m, x):
+    probe = onnx.ModelProto()
+    probe.CopyFrom(m)
+    probe.graph.output[0].name = "mm_dq"
+    return _run(probe, x)

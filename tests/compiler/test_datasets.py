@@ -40,3 +40,26 @@ def test_unreadable_image_names_file(tmp_path):
     src = ImagesSource(input_names=("image",), files=(str(tmp_path / "broken.png"),))
     with pytest.raises(BadInput, match="broken.png"):
         src.load()
+
+
+def test_corner_views_and_flips_come_from_the_same_photo():
+    src = spec.resolve("efficientnet-lite0").validation.groups[0][1]
+    one = ImagesSource(input_names=("image",), files=src.files[:1], resize_short=288, crop=224, mean=127.0, std=128.0,
+                       corner_views_short=320, flip=True)
+    s = one.load()
+    x = s.feeds["image"]
+    assert one.views_per_file == 10 and x.shape == (10, 3, 224, 224) and len(s.descriptions) == 10
+    np.testing.assert_array_equal(x[5:], x[:5, :, :, ::-1])  # the second half mirrors the first
+    centre = ImagesSource(input_names=("image",), files=src.files[:1], resize_short=288, crop=224, mean=127.0, std=128.0)
+    np.testing.assert_array_equal(x[0], centre.load().feeds["image"][0])
+    assert len({v.tobytes() for v in x}) == 10  # ten different views
+
+
+def test_sentences_padded_to_each_validation_length():
+    groups = spec.resolve("minilm-l6").validation.groups
+    assert [g for g, _ in groups] == ["16 tokens", "64 tokens", "128 tokens"]
+    for (label, src), n in zip(groups, (16, 64, 128)):
+        s = src.load()
+        assert s.feeds["input_ids"].shape == (len(src.sentences), n)
+        real = s.feeds["attention_mask"].sum(1)
+        assert real.max() >= min(n, 40) and real.min() < 16  # real text in every group, short ones too
