@@ -72,11 +72,17 @@ def test_android_minilm_int8(tmp_path):
         assert run["outputs"]["sentence_embedding"]["cosine"] >= 0.99
     found = litert.inspect(out / "model.tflite")
     calib = json.loads((out / "calibration.json").read_text())
-    # every MatMul runs an integer kernel (issue 11): channel equalization (calibration/smooth.py)
-    # lets the fallback reach the gate with elementwise nodes alone
-    assert not found.float_kernels, found.float_kernels
-    assert found.int8_kernels == {"FULLY_CONNECTED": 36, "BATCH_MATMUL": 12}  # 6 layers × (4 + 2 FFN; 2 attention)
-    assert not [n for n in calib["fallback"]["float_nodes"] if n.get("op_type") == "MatMul"]
+    # MatMuls go back to float only after every elementwise node (preset fallback_last) and run
+    # float kernels exactly where they did. Judged on golden alone (issue 11) all 48 stayed int8;
+    # since precision is also judged on the validation set (36 sentences at 16/64/128 tokens,
+    # issue 10), LiteRT needs a few MatMuls in float to hold cos 0.99 there (3 on 2026-11-23).
+    float_mm = [n for n in calib["fallback"]["float_nodes"] if n.get("op_type") == "MatMul"]
+    ranked = [n for n in calib["fallback"]["float_nodes"] if "rank" in n["why"]]
+    if float_mm:
+        assert ranked[-len(float_mm):] == float_mm  # the MatMuls are the last to go back
+    assert sum(found.int8_kernels.get(k, 0) for k in ("FULLY_CONNECTED", "BATCH_MATMUL")) == 48 - len(float_mm)
+    assert found.int8_kernels.get("BATCH_MATMUL") == 12 and len(float_mm) <= 8, (found.int8_kernels, float_mm)
+    assert sum(found.float_kernels.get(k, 0) for k in ("FULLY_CONNECTED", "BATCH_MATMUL")) == len(float_mm), found.float_kernels
     eq = calib["equalization"]
     assert len(eq["inputs"]) == 24 and len(eq["outputs"]) >= 6  # every FFN down-projection has outlier channels
     # the attention-mask Adds (range -3.4e38) were float from the start, with that reason
