@@ -21,6 +21,7 @@ from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.calibrate import CalibrationMethod, save_tensors_data
 
 from calibration.ranges import Ranges, activation_bounds
+from calibration.surgery import consumers, producers
 from compiler.profile import QuantScheme
 
 _QTYPE = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
@@ -81,11 +82,7 @@ def drop_identity_activations(model: onnx.ModelProto) -> list[str]:
     Edits `model` in place; returns the removed nodes' names."""
 
     consts = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    made = {o: n for n in model.graph.node for o in n.output}
-    readers: dict[str, list[onnx.NodeProto]] = {}
-    for n in model.graph.node:
-        for i in n.input:
-            readers.setdefault(i, []).append(n)
+    made, readers = producers(model), consumers(model)
     outputs = {o.name for o in model.graph.output}
     dropped = []
     for n in list(model.graph.node):
@@ -117,7 +114,7 @@ def float_readers_read_float(model: onnx.ModelProto, quantized: set[str]) -> lis
     A tensor a quantized node writes (a Conv output feeding a residual Add) keeps its DQ for
     every reader: at run time it is int8 anyway (QLinearConv), and a float reader would cost
     ORT that fusion. Edits `model` in place; returns the rewired tensors."""
-    made = {o: n for n in model.graph.node for o in n.output}
+    made, readers = producers(model), consumers(model)
     changed = []
     for dq in model.graph.node:
         q = made.get(dq.input[0]) if dq.op_type == "DequantizeLinear" else None
@@ -127,12 +124,10 @@ def float_readers_read_float(model: onnx.ModelProto, quantized: set[str]) -> lis
         producer = made.get(x)
         if producer is None or producer.name in quantized or producer.op_type in ("DequantizeLinear", "QuantizeLinear"):
             continue  # a graph input, a quantized node's output, or a requantization
-        moved = False
-        for n in model.graph.node:
-            if n.name in quantized or n.op_type in ("QuantizeLinear", "DequantizeLinear") or dq.output[0] not in n.input:
-                continue
+        floats = [n for n in readers.get(dq.output[0], [])
+                  if n.name not in quantized and n.op_type not in ("QuantizeLinear", "DequantizeLinear")]
+        for n in floats:
             n.input[:] = [x if i == dq.output[0] else i for i in n.input]
-            moved = True
-        if moved:
+        if floats:
             changed.append(x)
     return changed

@@ -177,8 +177,7 @@ def fold_activations(model, r: Ranges) -> list[str]:
         bounds = activation_bounds(n, consts)
         if bounds is None:
             continue
-        lo = float(np.asarray(r.data[x].range_value[0]).min())
-        hi = float(np.asarray(r.data[x].range_value[1]).max())
+        lo, hi = _bounds(r.data[x])
         new_lo, new_hi = max(lo, bounds[0]), min(hi, bounds[1])
         if new_hi <= new_lo:
             continue

@@ -433,15 +433,16 @@ def _reduce_precision(model, spec: ModelSpec, profile: TargetProfile, precision:
         failures = [f for rep in reps for f in rep.failures()]
         failures += [f"validation {label}: {f}" for label, rep in valid.items() for f in rep.failures()]
         worst = {n: min((r.outputs[n] for r in reps), key=lambda o: o.cosine) for n in reps[0].outputs}
-        parts = [f"{n}: cos {o.cosine:.4f}" + (f", top-1 {o.topk_agreement:.2f}" if o.topk_agreement is not None else "")
-                 for n, o in worst.items()]
+
+        def brief(o) -> str:
+            return f"cos {o.cosine:.4f}" + (f", top-1 {o.topk_agreement:.2f}" if o.topk_agreement is not None else "")
+
+        parts = [f"{n}: {brief(o)}" for n, o in worst.items()]
         metric = reps[0].metric
         if metric is not None:
             parts.append(f"{metric.name} {metric.engine:.4f} (ref {metric.reference:.4f})")
         for label, rep in valid.items():
-            parts.append(f"validation {label}: " + ", ".join(
-                f"cos {o.cosine:.4f}" + (f", top-1 {o.topk_agreement:.2f}" if o.topk_agreement is not None else "")
-                for o in rep.outputs.values()))
+            parts.append(f"validation {label}: " + ", ".join(brief(o) for o in rep.outputs.values()))
         return Gate(all(r.passed for r in reps) and all(v.passed for v in valid.values()), failures, "; ".join(parts))
 
     if precision == "fp16" or (precision == "int8" and profile.quantization is not None and profile.quantization.weights_only):
