@@ -42,6 +42,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from compiler import interrupts
 from compiler.errors import BadInput
 
 MANIFEST = "manifest.json"
@@ -251,9 +252,10 @@ class OutputSlot:
         if failed and self.kind == ARTIFACT and artifact_status(self.final) == "passed":
             dest = self.failed_path
             self.log(f"parity failed: the passed artifact at {self.final} is kept; the failed one goes to {dest}")
-        replace_dir(staging, dest)
-        if dest == self.final and not failed and owner_kind(self.failed_path) == ARTIFACT:
-            shutil.rmtree(self.failed_path, ignore_errors=True)
+        with interrupts.committing():  # a signal from here on cannot leave "130, yet installed"
+            replace_dir(staging, dest)
+            if dest == self.final and not failed and owner_kind(self.failed_path) == ARTIFACT:
+                shutil.rmtree(self.failed_path, ignore_errors=True)
         return dest
 
     # --- internals --------------------------------------------------------------------------

@@ -81,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TVM_NUM_THREADS", "1")
     previous = interrupts.install() if threading.current_thread() is threading.main_thread() else {}
     try:
-        return _run(args)
+        code = _run(args)
+        if interrupts.late():
+            print(f"{interrupts.name()} arrived after the output was installed; it is complete and stays.", file=sys.stderr)
+        return code
     except KeyboardInterrupt:
         return _interrupted()
     except CompilerError as e:

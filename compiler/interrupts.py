@@ -6,6 +6,11 @@ torch's dynamo export surfaced as an ImportError inside torch, which the fronten
 exporter failure and fell back to the legacy exporter — so code that catches broad exceptions
 calls `check()` first, and `Progress.step` calls it after every step: a recorded signal is
 never lost. The CLI exits 128 + the signal number (130 for SIGINT, 143 for SIGTERM).
+
+Installing the output is the run's commit point. `committing()` holds signals back while the
+new directory is swapped in (so an exit of 130 always means "nothing was installed"), and once
+it has been, the run is complete: a signal after that is recorded and reported, not raised, and
+the exit status is the build's.
 """
 
 from __future__ import annotations
@@ -13,20 +18,26 @@ from __future__ import annotations
 import signal
 from types import FrameType
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 _received: int | None = None
+_holding = False  # inside `committing()`: record, do not raise
+_committed = False  # the output is installed: a signal no longer stops the run
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
     global _received
     _received = signum
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+    if not (_holding or _committed):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def install() -> dict[int, object]:
     """Route SIGINT and SIGTERM to `_handler` (main thread only, as Python requires); returns the
     previous handlers for `restore`."""
-    global _received
-    _received = None
+    global _received, _committed
+    _received, _committed = None, False
     return {sig: signal.signal(sig, _handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
@@ -35,9 +46,29 @@ def restore(previous: dict[int, object]) -> None:
         signal.signal(sig, handler)
 
 
+@contextmanager
+def committing() -> Iterator[None]:
+    """Around the install: a signal that arrives meanwhile waits for the end of the block. If the
+    block completes, the run is committed and the signal is only reported; if it raises, the
+    signal is raised after it."""
+    global _holding, _committed
+    _holding = True
+    try:
+        yield
+        _committed = True
+    finally:
+        _holding = False
+    check()
+
+
+def late() -> bool:
+    """A signal arrived after the output was installed."""
+    return _committed and _received is not None
+
+
 def check() -> None:
     """Raise KeyboardInterrupt if a signal arrived, even if something swallowed the first one."""
-    if _received is not None:
+    if _received is not None and not _committed:
         raise KeyboardInterrupt(signal.Signals(_received).name)
 
 

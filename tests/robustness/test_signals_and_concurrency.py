@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,42 @@ def test_artifact_verifies_from_any_directory_after_move_and_copy(previous, tmp_
     assert main(["bench", "--artifact", str(copied), "--iters", "2", "--warmup", "0"]) == 0
     text = (copied / "manifest.json").read_text()
     assert str(REPO) not in text and str(tmp_path) not in text  # no absolute paths in the content
+
+
+def test_a_signal_during_or_after_the_install_does_not_undo_it(tmp_path, monkeypatch):
+    """The install is the commit point: SIGINT while the directory is swapped in waits for the
+    swap, and afterwards is only reported — so exit 130 always means "nothing installed"."""
+    from compiler import artifacts, interrupts
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers need the main thread")
+    real_replace = artifacts.replace_dir
+
+    def interrupted_replace(src, final):
+        os.kill(os.getpid(), signal.SIGINT)  # lands mid-install: recorded, not raised
+        assert interrupts.pending()
+        real_replace(src, final)
+
+    monkeypatch.setattr(artifacts, "replace_dir", interrupted_replace)
+    previous = interrupts.install()
+    try:
+        with artifacts.OutputSlot(tmp_path / "out") as slot:
+            staging = slot.staging()
+            (staging / "manifest.json").write_text("{}")
+            slot.install(staging)
+            interrupts.check()  # committed: does not raise
+        assert interrupts.late() and (tmp_path / "out" / "manifest.json").exists()
+    finally:
+        interrupts.restore(previous)
+    # a swap that fails raises its own error; the signal stays pending for the CLI to report
+    previous = interrupts.install()
+    try:
+        with pytest.raises(OSError, match="swap failed"):
+            with interrupts.committing():
+                os.kill(os.getpid(), signal.SIGINT)
+                raise OSError("swap failed")
+        assert interrupts.pending() and not interrupts.late()
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.check()
+    finally:
+        interrupts.restore(previous)
