@@ -170,16 +170,24 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
         model = optimized.model
         golden.check_against(model)  # a pass must not rename or reshape the graph's interface
         optimized_nodes, optimized_ops = irh.node_count(model), irh.op_histogram(model)
-        precision_result = None
+        precision_result, gate_failures = None, []
+        # a reduced precision is judged on the validation set too: by the int8/fp16 fallback
+        # gate, and, for every one (bf16 included), in the built engine at the end
+        groups = []
+        if precision != "fp32" and spec.validation is not None:
+            groups = _validation_groups(model, spec, slot.work, progress, opts.stages, key)
         if precision in ("int8", "fp16"):
             with progress.step(f"precision: {precision}"):
                 work = slot.work / "precision"
                 work.mkdir()
                 engine_gate = backend if profile.option("precision_gate", "onnxruntime") == "engine" and avail.can_run else None
                 precision_result = _reduce_precision(model, spec, profile, precision, golden, work, progress, opts.calibrator,
-                                                     engine_gate)
+                                                     groups, engine_gate)
                 model = ir.load(precision_result.model_path)
                 ir.external_data.load_to_model(model)
+                gate_failures = _fallback_failures(precision_result.stats, precision)
+                for f in gate_failures:
+                    progress.info(f"FAILED: {f}")
 
         tmp = slot.staging()
         model_files = irh.save(model, tmp / MODEL_FILE)
@@ -204,11 +212,16 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
             label = "engine" if verified_with == "engine" else "host-side check, engine deferred"
             with progress.step(f"verify against golden ({label})"), runner, toolchain_step(backend.name, "run", model):
                 parity = check_parity(runner, golden, spec, precision)
+                if groups and verified_with == "engine":
+                    parity.validation = validation.check(runner, groups, precision, _tolerance(golden, spec, precision))
             if verified_with == "engine":
                 with toolchain_step(backend.name, "run", model):
                     parity.variants = variant_parity(backend, engine, golden, spec, precision, threads, step=progress.step)
+            parity.precision_gate = gate_failures
             progress.info("PASSED" if parity.passed else "FAILED: " + "; ".join(parity.failures()))
         status = "unverified" if parity is None else ("passed" if parity.passed else "failed")
+        if gate_failures:  # not a working build of its precision, whether or not the engine ran here
+            status = "failed"
         manifest = _manifest(spec, profile, precision, fe, engine, golden, status, avail, [f.name for f in model_files], model)
         manifest["node_count"] = {"exported": exported_nodes, "optimized": optimized_nodes, "final": irh.node_count(model)}
         manifest["ops"] = {"exported": exported_ops, "optimized": optimized_ops, "final": irh.op_histogram(model)}
@@ -226,11 +239,13 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
                 "calibrator": st.get("calibrator"), "samples": st.get("samples"), "preset": st.get("preset"),
                 "float_nodes": [n["node"] for n in precision_result.float_nodes],
             }
+            if gate_failures:
+                manifest["calibration"]["gate_failures"] = gate_failures
         volatile["build_seconds"] = round(time.perf_counter() - t0, 3)
         finalize(tmp, manifest, parity, volatile)
         installed = slot.install(tmp, failed=status == "failed")
     progress.info(f"artifact: {installed}/ ({status})")
-    return BuildResult(installed, parity is None or parity.passed, parity, manifest)
+    return BuildResult(installed, status != "failed", parity, manifest)
 
 
 @contextlib.contextmanager
@@ -301,7 +316,7 @@ def build_best(model_arg: str, target: str, opts: BuildOptions = BuildOptions(),
                     continue
             built[precision] = r
             candidates.append({"precision": precision, "passed": r.passed,
-                               "failures": r.parity.failures() if r.parity is not None else []})
+                               "failures": r.parity.failures() if r.parity is not None else [], **_candidate_facts(r)})
         if not built:
             raise refused[0]
         passing = [p for p in built if built[p].passed and built[p].parity is not None]
@@ -327,6 +342,35 @@ def build_best(model_arg: str, target: str, opts: BuildOptions = BuildOptions(),
         installed = slot.install(result.out_dir)
     progress.info(f"artifact: {installed}/ (best = {chosen})")
     return BuildResult(installed, True, result.parity, manifest)
+
+
+def _candidate_facts(r: BuildResult) -> dict[str, Any]:
+    """What `best` reports per candidate: validation accuracy in the engine, the precision map
+    (graph and, where the runtime reports it, the engine's own), float nodes and why, build time."""
+    m = r.manifest
+    facts: dict[str, Any] = {}
+    if r.parity is not None and r.parity.validation:
+        facts["validation_cosine"] = {g: round(min(o.cosine for o in rep.outputs.values()), 5)
+                                      for g, rep in r.parity.validation.items()}
+    graph = "fp32 graph"
+    stats_path = r.out_dir / "calibration.json"
+    stats = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
+    floats = stats.get("fallback", {}).get("float_nodes") if stats.get("precision") == "int8" else stats.get("float_nodes")
+    if stats.get("precision") == "int8":
+        graph = f"{stats['quantized_nodes']} node(s) int8, {len(floats or [])} returned to float"
+    elif stats.get("precision") == "fp16":
+        graph = f"fp16 graph, {len(floats or [])} node(s) kept fp32"
+    info = m.get("engine", {}).get("info", {})
+    if info.get("runtime_precisions"):
+        graph += "; engine runs " + ", ".join(f"{k} ×{v}" for k, v in sorted(info["runtime_precisions"].items()))
+    elif info.get("inference_precision_hint"):
+        graph += f"; engine hint {info['inference_precision_hint']}"
+    facts["precision_map"] = graph
+    facts["float_nodes"] = [{"node": n["node"], "why": n["why"]} for n in floats or []]
+    build_json = r.out_dir / VOLATILE
+    if build_json.is_file():
+        facts["build_seconds"] = json.loads(build_json.read_text()).get("build_seconds")
+    return facts
 
 
 def build_from_artifact(artifact: Path, target: str, progress: Progress | None = None) -> BuildResult:
@@ -397,8 +441,41 @@ def variant_parity(backend: Backend, engine: Engine, golden: golden_mod.Golden, 
     return reports
 
 
+def _fallback_failures(stats: dict[str, Any], precision: str) -> list[str]:
+    """The fallback search's failure, as a build failure: the model left is (nearly) all float
+    and still misses the gate, so labelling it `precision` would be a lie."""
+    fb = stats.get("fallback")
+    if fb is None or fb["passed"]:
+        return []
+    last = fb["rounds"][-1] if fb["rounds"] else {}
+    return [f"{precision} misses the gate even with all {last.get('float_nodes', '?')} candidate node(s) back in float "
+            f"({last.get('summary', 'no round ran')}); this is not a working {precision} build — choose another "
+            "--precision, or another calibrator / calibration set"]
+
+
+def _tolerance(golden: golden_mod.Golden, spec: ModelSpec, precision: str) -> Callable[[str], Any]:
+    return lambda name: golden.tolerances.for_output(precision, name, spec.output_kind(name))
+
+
+def _validation_groups(model: ir.Model, spec: ModelSpec, work: Path, progress: Progress, stages: StageCache | None,
+                       key: str | None) -> list[validation.Group]:
+    """The validation set with the optimized float model's outputs on it (ORT), once per build —
+    once per `best` run, through the stage cache, since every candidate starts from that model."""
+
+    def compute() -> list[validation.Group]:
+        path = work / "validation_float" / "float.onnx"  # in the build's scratch, removed with it
+        path.parent.mkdir()
+        irh.save(model, path)
+        return validation.load(spec, lambda: OrtRunner(path, "CPUExecutionProvider", threads=1), progress.info)
+
+    if stages is None or key is None:
+        return compute()
+    return stages.derived(key, "validation", compute)
+
+
 def _reduce_precision(model, spec: ModelSpec, profile: TargetProfile, precision: str, golden: golden_mod.Golden,
-                      work: Path, progress: Progress, calibrator: str | None, engine_gate: Backend | None = None):
+                      work: Path, progress: Progress, calibrator: str | None, groups: list[validation.Group],
+                      engine_gate: Backend | None = None):
     """Calibrate and convert the optimized float model; int8 and fp16 fall back per node until
     the golden gate (and the task metric, if the spec has a labelled set) holds — in ONNX Runtime,
     or, where the profile says `precision_gate = "engine"` (integer kernels that ORT's QDQ
@@ -406,10 +483,7 @@ def _reduce_precision(model, spec: ModelSpec, profile: TargetProfile, precision:
     each candidate."""
     float_path = work / "float.onnx"
     irh.save(model, float_path)
-    groups = validation.load(spec, lambda: OrtRunner(float_path, "CPUExecutionProvider", threads=1), progress.info)
-
-    def tolerance(name: str):
-        return golden.tolerances.for_output(precision, name, spec.output_kind(name))
+    tolerance = _tolerance(golden, spec, precision)
 
     def reports(path: Path) -> tuple[list[ParityReport], dict[str, ParityReport]]:
         """The candidate's parity on golden — in ORT, or in the engine and each of its variants

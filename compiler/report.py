@@ -40,7 +40,8 @@ def render(manifest: dict[str, Any], parity: ParityReport | None) -> str:
             "| output | max abs | max rel | cosine (min) | SNR dB | top-k agr. | gates | result |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        runs = [("", parity), *((f" ({label})", v) for label, v in parity.variants.items())]
+        runs = [("", parity), *((f" ({label})", v) for label, v in parity.variants.items()),
+                *((f" (validation {label})", v) for label, v in parity.validation.items())]
         for suffix, name, o in ((sfx, n, o) for sfx, run in runs for n, o in run.outputs.items()):
             gates = ", ".join(f"{k} {v}" for k, v in o.tolerance.as_dict().items() if k not in ("reason", "k"))
             lines.append(
@@ -59,9 +60,16 @@ def render(manifest: dict[str, Any], parity: ParityReport | None) -> str:
             lines += ["", "### Failures", ""] + [f"- {f}" for f in parity.failures()]
     if m.get("best"):
         b = m["best"]
-        lines += ["", f"## Precision choice: {b['chosen']} ({b['criterion']})", "", "| precision | passed | p50 ms (batch 1) |", "|---|---|---|"]
-        lines += [f"| {c['precision']} | {'yes' if c['passed'] else 'no: ' + '; '.join(c['failures'])} | {_fmt(c['p50_ms_batch1'])} |"
-                  for c in b["candidates"]]
+        lines += ["", f"## Precision choice: {b['chosen']} ({b['criterion']})", "",
+                  "| precision | passed | p50 ms (batch 1) | validation, in the engine (min cosine) | precision map | build s |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {c['precision']} | {'yes' if c['passed'] else 'no: ' + '; '.join(c['failures'])} | {_fmt(c['p50_ms_batch1'])} | "
+                  + (", ".join(f"{g} {v:.5f}" for g, v in c["validation_cosine"].items()) if c.get("validation_cosine") else "–")
+                  + f" | {c.get('precision_map', '–')} | {_fmt(c.get('build_seconds'))} |" for c in b["candidates"]]
+        why = [(c["precision"], n) for c in b["candidates"] for n in c.get("float_nodes", [])]
+        if why:
+            lines += ["", "Nodes each candidate keeps in float, and why:", ""]
+            lines += [f"- {p}: `{n['node']}` — {n['why']}" for p, n in why]
     if m.get("calibration"):
         c = m["calibration"]
         lines += ["", "## Precision", "",

@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 import onnx_ir as ir
@@ -36,7 +37,15 @@ def stage_key(spec: Any, golden_inputs: dict, pipeline: str, accepts: frozenset[
 class StageCache:
     def __init__(self) -> None:
         self._entries: dict[str, tuple[Any, Any, Any, Any]] = {}
+        self._derived: dict[tuple[str, str], Any] = {}
         self.hits = 0
+
+    def derived(self, key: str, what: str, compute: Callable[[], Any]) -> Any:
+        """A value computed from the stages under `key` (the validation set's float reference),
+        computed once and shared read-only between candidates."""
+        if (key, what) not in self._derived:
+            self._derived[key, what] = compute()
+        return self._derived[key, what]
 
     def get(self, key: str) -> tuple[Any, Any] | None:
         """(frontend result, pass-pipeline result), each with its own copy of the model."""

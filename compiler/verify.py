@@ -62,11 +62,18 @@ class ParityReport:
     # The same engine run another way this host offers (TFLite: reference kernels besides
     # XNNPACK), each checked against the same golden; every one must pass.
     variants: dict[str, ParityReport] = dataclasses.field(default_factory=dict)
+    # The engine on the spec's validation groups (real inputs apart from golden, several
+    # sequence lengths), against the float model: a reduced precision must hold there too.
+    validation: dict[str, ParityReport] = dataclasses.field(default_factory=dict)
+    # The int8/fp16 fallback search's own verdict, when it failed: even with every candidate node
+    # in float the gate did not hold, so the model is not a working build of its precision.
+    precision_gate: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def passed(self) -> bool:
         return (all(o.passed for o in self.outputs.values()) and (self.metric is None or self.metric.passed)
-                and all(v.passed for v in self.variants.values()))
+                and all(v.passed for v in self.variants.values()) and all(v.passed for v in self.validation.values())
+                and not self.precision_gate)
 
     def failures(self) -> list[str]:
         out = [f"{name}: {f}" for name, o in self.outputs.items() for f in o.failures]
@@ -74,7 +81,8 @@ class ParityReport:
             m = self.metric
             out.append(f"{m.name}: {m.engine:.4f} vs reference {m.reference:.4f} (drop {-m.delta:.4f} > {m.tolerance.max_drop})")
         out += [f"[{label}] {f}" for label, v in self.variants.items() for f in v.failures()]
-        return out
+        out += [f"validation {label}: {f}" for label, v in self.validation.items() for f in v.failures()]
+        return out + [f"precision gate: {f}" for f in self.precision_gate]
 
     def as_dict(self) -> dict:
         """Strict JSON: a statistic that is NaN/Inf (non-finite engine output, shape mismatch)
@@ -84,6 +92,10 @@ class ParityReport:
             d["metric"] = self.metric.as_dict()
         if self.variants:
             d["variants"] = {k: v.as_dict() for k, v in self.variants.items()}
+        if self.validation:
+            d["validation"] = {k: v.as_dict() for k, v in self.validation.items()}
+        if self.precision_gate:
+            d["precision_gate"] = list(self.precision_gate)
         return json_safe(d)
 
 

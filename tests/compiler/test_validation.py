@@ -10,6 +10,7 @@ import pytest
 from compiler import spec, validation
 from compiler.errors import BadInput
 from compiler.tolerances import Tolerance
+from compiler.verify import ParityReport
 from targets.base import Runner
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,3 +79,16 @@ def test_a_candidate_fails_on_one_bad_batch_that_golden_would_not_show():
     assert ok["all"].passed and ok["all"].outputs["logits"].cosine == pytest.approx(1.0)
     bad = validation.check(_Fixed(broken_last_batch), groups, "int8", lambda name: tol)
     assert not bad["all"].passed and bad["all"].outputs["logits"].cosine < 0 and bad["all"].failures()
+
+
+def test_a_failing_validation_group_fails_the_engine_parity():
+    """The built engine's validation run is part of its parity: passed, failures and parity.json."""
+    s = spec.resolve("digits-cnn")
+    groups = validation.load(s, lambda: _Fixed(_logits))
+    tol = Tolerance(cosine=0.99)
+    good = validation.check(_Fixed(_logits), groups, "bf16", lambda name: tol)
+    report = ParityReport("bf16", dict(good["all"].outputs), validation=good)
+    assert report.passed and report.as_dict()["validation"]["all"]["passed"]
+    report.validation = validation.check(_Fixed(lambda x: -_logits(x)), groups, "bf16", lambda name: tol)
+    assert not report.passed
+    assert report.failures() and all(f.startswith("validation all: logits: ") for f in report.failures())

@@ -103,12 +103,24 @@ def test_efficientnet_int8_passes_with_every_calibrator(tmp_path, calibrator):
     assert json.loads((out / "calibration.json").read_text())["calibrator"] == calibrator
 
 
-def test_best_installs_the_fastest_passing_precision(tmp_path):
+def test_best_installs_the_fastest_passing_precision(tmp_path, capsys):
     out = tmp_path / "best"
-    assert main(["build", "--quiet", "--model", "digits-cnn", "--target", "cpu", "--precision", "best", "--out", str(out)]) == 0
+    assert main(["build", "--model", "digits-cnn", "--target", "cpu", "--precision", "best", "--out", str(out)]) == 0
+    # the validation set's float reference is computed once and shared by the candidates
+    assert capsys.readouterr().err.count("sample(s) judge each candidate") == 1
     manifest = json.loads((out / "manifest.json").read_text())
     best = manifest["best"]
     assert [c["precision"] for c in best["candidates"]] == ["fp32", "fp16", "int8"]
+    # per candidate: validation accuracy in the engine, precision map, float nodes and why, build time
+    fp32, fp16, int8 = best["candidates"]
+    assert "validation_cosine" not in fp32 and fp32["precision_map"] == "fp32 graph"
+    for c in (fp16, int8):
+        assert list(c["validation_cosine"]) == ["all"] and c["validation_cosine"]["all"] >= 0.99
+        assert c["build_seconds"] > 0 and all(n["why"] for n in c["float_nodes"])
+    assert int8["precision_map"].startswith(f"{json.loads((out / 'calibration.json').read_text())['quantized_nodes']} node(s) int8") \
+        if manifest["precision"] == "int8" else "node(s) int8" in int8["precision_map"]
+    if manifest["precision"] != "fp32":  # the installed engine's own validation run is in its parity record
+        assert json.loads((out / "parity.json").read_text())["validation"]["all"]["passed"]
     passing = [c for c in best["candidates"] if c["passed"]]
     assert best["chosen"] == min(passing, key=lambda c: c["p50_ms_batch1"])["precision"] == manifest["precision"]
     assert "Precision choice" in (out / "report.md").read_text()

@@ -83,3 +83,26 @@ def test_verify_passes_with_a_nan_model_is_exit_1(tmp_path, capsys):
                  "--golden", str(golden), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 1 and "non-finite" in err and "internal error" not in err
+
+
+def test_int8_whose_fallback_search_fails_is_a_failed_build(tmp_path, capsys, monkeypatch):
+    """When the gate fails even with every candidate node back in float, the model left is float:
+    it must not be installed as a passed int8 artifact (exit 1, status failed, the reason named)."""
+    from calibration import precision as precision_mod
+    from calibration.fallback import Gate
+
+    real_search = precision_mod.search
+
+    def search_with_an_unmeetable_gate(ranked, build, gate, work, log):
+        return real_search(ranked, build, lambda path: Gate(False, ["unmeetable"], "cos 0.5 (a gate no model meets)"), work, log)
+
+    monkeypatch.setattr(precision_mod, "search", search_with_an_unmeetable_gate)
+    out = tmp_path / "out"
+    code = main(["build", "--quiet", "--model", "digits-cnn", "--target", "cpu", "--precision", "int8", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "int8 misses the gate even with all 4 candidate node(s) back in float (cos 0.5" in err
+    manifest, parity = _strict_json(out / "manifest.json"), _strict_json(out / "parity.json")
+    assert manifest["status"] == "failed" and parity["passed"] is False
+    assert parity["precision_gate"] and manifest["calibration"]["gate_failures"] == parity["precision_gate"]
+    assert all(o["passed"] for o in parity["outputs"].values())  # the (float) engine itself matches golden
