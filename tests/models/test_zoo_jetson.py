@@ -14,7 +14,8 @@ from compiler.cli import main
 from tests.models.conftest import build
 
 
-@pytest.mark.parametrize("name", ["digits-cnn", "efficientnet-lite0"])
+# EfficientNet ~1 min (fp16 conversion, range analysis, fallback); digits covers it by default
+@pytest.mark.parametrize("name", ["digits-cnn", pytest.param("efficientnet-lite0", marks=pytest.mark.slow)])
 def test_jetson_host_half(tmp_path, name):
     code, out, manifest = build(tmp_path, name, "jetson", "int8")
     assert code == 0 and manifest["status"] == "passed"
