@@ -64,7 +64,11 @@ _FP32 = {
 # direction (cosine), noise (SNR) and, for classifiers, the decision (top-1).
 _FP16 = {
     OutputKind.TENSOR: Tolerance(cosine=0.999, snr_db=30.0, reason="default for fp16 tensors"),
-    OutputKind.LOGITS: Tolerance(cosine=0.999, snr_db=30.0, topk_agreement=1.0, reason="default for fp16 logits"),
+    # top-1 as for int8: kept where the fp32 model is confident. A near-tie is a coin toss for any
+    # rounding: on a validation view of EfficientNet, p 0.266 vs 0.263, OpenVINO's f16 kernels
+    # flipped it while cosine stayed 0.99992 — and the ORT fallback spent 6 fp32 nodes keeping it.
+    OutputKind.LOGITS: Tolerance(cosine=0.999, snr_db=30.0, topk_agreement=1.0, min_confidence=0.5,
+                                 reason="default for fp16 logits: confident top-1 kept"),
     OutputKind.EMBEDDING: Tolerance(cosine=0.999, reason="default for fp16 embeddings"),
 }
 _BF16 = {
