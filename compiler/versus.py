@@ -193,18 +193,27 @@ def by_hand_flows(spec: spec_mod.ModelSpec, raw: Path, work: Path, transformer: 
     return flows
 
 
-def our_flows(model: str, out: Path, ours: tuple[tuple[str, str], ...], log: Callable[[str], None]) -> list[Flow]:
+def our_flows(model: str, out: Path, ours: tuple[tuple[str, str], ...], log: Callable[[str], None]
+              ) -> tuple[list[Flow], list[str]]:
+    """Our artifacts as flows, and a line for each one not measured: it did not build, or it
+    failed its gate (a user would not deploy it, so it does not compete)."""
     from compiler.pipeline import BuildOptions, build, load_artifact
 
-    flows = []
+    flows, not_measured = [], []
     for target, precision in ours:
         directory = out / f"{model}-{target}-{precision}"
         log(f"ours: build {model} --target {target} --precision {precision}")
         t0 = time.perf_counter()
         try:
-            build(model, target, BuildOptions(precision=precision, out=directory))
+            result = build(model, target, BuildOptions(precision=precision, out=directory))
         except Exception as e:  # noqa: BLE001 - reported in the table, the rest still measured
-            log(f"  {target} {precision} did not build: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+            not_measured.append(f"ours {target} {precision}: did not build: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+            log(f"  {not_measured[-1]}")
+            continue
+        if not result.passed:
+            reasons = result.parity.failures() if result.parity is not None else []
+            not_measured.append(f"ours {target} {precision}: failed its gate ({'; '.join(reasons) or 'see its report.md'})")
+            log(f"  {not_measured[-1]}")
             continue
         seconds = time.perf_counter() - t0
         manifest, runner = load_artifact(directory, threads=1)
@@ -218,7 +227,7 @@ def our_flows(model: str, out: Path, ours: tuple[tuple[str, str], ...], log: Cal
         flows.append(Flow(f"ours {target} {precision}", "ours", run,
                           f"{manifest['engine']['backend']}, built in {seconds:.0f} s" + (f", {len(floats)} nodes float" if floats else ""),
                           runner.close, manifest["engine"]["backend"], precision))
-    return flows
+    return flows, not_measured
 
 
 # ---------------------------------------------------------------- measuring
@@ -340,7 +349,8 @@ def run(model: str, out: Path, batches: list[int], iters: int, warmup: int, ours
         raw = work / "raw.onnx"
         ir.save(fe.model, raw)
         transformer = sum(n.op_type in ("MatMul", "Gemm") for n in fe.model.graph) > sum(n.op_type == "Conv" for n in fe.model.graph)
-        flows = [_eager(spec), *by_hand_flows(spec, raw, work, transformer, log), *our_flows(spec.name, out, ours, log)]
+        ours_measured, not_measured = our_flows(spec.name, out, ours, log)
+        flows = [_eager(spec), *by_hand_flows(spec, raw, work, transformer, log), *ours_measured]
         eager = flows[0]
         reference = {g: [eager.run(f) for f in feeds] for g, feeds in held.groups.items()}
         log("accuracy on the held-out set …")
@@ -363,7 +373,7 @@ def run(model: str, out: Path, batches: list[int], iters: int, warmup: int, ours
     bar = 0.9 if held.kind == "classifier" else 0.99
     result = {"model": spec.name, "heldout": held.describe, "accuracy_measure": held.measure, "accuracy_bar": bar,
               "batches": batches, "iters": iters, "warmup": warmup, "threads": 1, "rows": rows,
-              "verdict": verdict(rows, batches, bar), "dominated": dominated(rows, batches)}
+              "verdict": verdict(rows, batches, bar), "dominated": dominated(rows, batches), "not_measured": not_measured}
     (out / f"versus-{spec.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
@@ -381,6 +391,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
         for row in r["rows"]:
             parts.append(f"| {row['flow']} | " + " | ".join(f"{row['p50_ms'][str(x)]:.2f}" for x in b) + " | "
                          + " / ".join(f"{row['x_eager'][str(x)]:.2f}" for x in b) + f" | {row['accuracy']['text']} | {row['detail']} |")
+        if r.get("not_measured"):
+            parts += ["", "Not measured: " + "; ".join(r["not_measured"])]
         parts += ["", *[f"- {line}" for line in r["verdict"]], ""]
         losses = r.get("dominated", [])
         parts.append("Ours slower than a by-hand flow of the same runtime and precision class that is at least as accurate: "
