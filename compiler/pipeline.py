@@ -174,7 +174,7 @@ def build(model_arg: str, target: str, opts: BuildOptions = BuildOptions(), prog
         # a reduced precision is judged on the validation set too: by the int8/fp16 fallback
         # gate, and, for every one (bf16 included), in the built engine at the end
         groups = []
-        if precision != "fp32" and spec.validation is not None:
+        if spec.validation is not None and (precision in ("int8", "fp16") or (precision != "fp32" and avail.can_run)):
             groups = _validation_groups(model, spec, slot.work, progress, opts.stages, key)
         if precision in ("int8", "fp16"):
             with progress.step(f"precision: {precision}"):
