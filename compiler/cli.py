@@ -74,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, program: bool = False) -> int:
+    """`program`: called by `python -m compiler`, which exits with the result (the signal
+    handlers stay, so a signal between here and the exit cannot kill a finished run)."""
     args = _parser().parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -99,7 +101,15 @@ def main(argv: list[str] | None = None) -> int:
         print("error: internal error (a bug in model-compiler); the traceback is above.", file=sys.stderr)
         return INTERNAL_ERROR
     finally:
-        interrupts.restore(previous)  # main() called from Python leaves the caller's handlers as they were
+        if program:
+            interrupts.finish()
+        else:
+            interrupts.restore(previous)  # main() called from Python leaves the caller's handlers as they were
+
+
+def program() -> int:
+    """The `model-compiler` command and `python -m compiler`."""
+    return main(program=True)
 
 
 def _interrupted() -> int:

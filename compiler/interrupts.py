@@ -24,21 +24,30 @@ from contextlib import contextmanager
 _received: int | None = None
 _holding = False  # inside `committing()`: record, do not raise
 _committed = False  # the output is installed: a signal no longer stops the run
+_over = False  # the run has its exit status (`finish`): a signal no longer changes it
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
     global _received
     _received = signum
-    if not (_holding or _committed):
+    if not (_holding or _committed or _over):
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def install() -> dict[int, object]:
     """Route SIGINT and SIGTERM to `_handler` (main thread only, as Python requires); returns the
     previous handlers for `restore`."""
-    global _received, _committed
-    _received, _committed = None, False
+    global _received, _committed, _over
+    _received, _committed, _over = None, False, False
     return {sig: signal.signal(sig, _handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def finish() -> None:
+    """The program has its exit status and is about to exit: leave the handler in place (the
+    default one would kill the process with the signal, -2, after a complete install), recording
+    but not raising."""
+    global _over
+    _over = True
 
 
 def restore(previous: dict[int, object]) -> None:

@@ -178,3 +178,20 @@ def test_a_signal_during_or_after_the_install_does_not_undo_it(tmp_path, monkeyp
             interrupts.check()
     finally:
         interrupts.restore(previous)
+
+
+def test_a_signal_after_the_program_has_its_exit_status_does_not_kill_it(capsys):
+    """`python -m compiler` keeps its handler to the end: a SIGINT between main's return and the
+    interpreter's exit (the default handler would end the process with -2 after a complete
+    install) is recorded, not raised."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers need the main thread")
+    from compiler import cli, interrupts
+
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        assert cli.main(["passes"], program=True) == 0
+        os.kill(os.getpid(), signal.SIGINT)  # nothing raised: the run is over
+        assert interrupts.pending()
+    finally:
+        interrupts.restore(before)
