@@ -27,7 +27,10 @@ def _files(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("target, precision", [("cpu", "fp32"), ("cpu", "int8"), ("intel", "fp32")])
+# intel fp32 is slow (two subprocess builds, 25–40 s): the default run keeps two of three within
+# ~15 min; the byte-identity it checks comes from the same writer as cpu's.
+@pytest.mark.parametrize("target, precision", [("cpu", "fp32"), ("cpu", "int8"),
+                                               pytest.param("intel", "fp32", marks=pytest.mark.slow)])
 def test_rebuild_is_byte_identical_but_for_build_json(tmp_path, target, precision):
     a, b = tmp_path / "a" / "m", tmp_path / "b" / "m"
     _build(a, target, precision, "1")
