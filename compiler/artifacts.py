@@ -28,6 +28,7 @@ every other file of an artifact is a function of its inputs and the toolchain, a
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -37,7 +38,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -48,7 +49,8 @@ from compiler.errors import BadInput
 MANIFEST = "manifest.json"
 VOLATILE = "build.json"  # time, host, durations, input locations: excluded from the content hash
 FAILED_SUFFIX = ".failed"
-ARTIFACT, GOLDEN = "artifact", "golden"
+ARTIFACT, GOLDEN, IR_DUMP = "artifact", "golden", "ir-dump"
+DUMP_MARKER = "dump.json"  # what makes a --dump-ir directory ours
 _SCRATCH = ("tmp-", "work-", "old-", "best-")  # .NAME.<kind>… leftovers a killed run can leave
 
 
@@ -78,6 +80,46 @@ def content_sha256(files: list[dict[str, Any]]) -> str:
     return h.hexdigest()
 
 
+SEAL = "manifest_sha256"  # the manifest's hash over its own content (every key but this one)
+
+
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """sha256 of the manifest's canonical JSON without its seal: an edit of any key changes it."""
+    body = {k: v for k, v in manifest.items() if k != SEAL}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()).hexdigest()
+
+
+def seal(manifest: dict[str, Any]) -> None:
+    """Set `content_sha256` (over the file table) and the manifest's own hash: `check_integrity`
+    then detects an edited manifest, an edited, missing or added file."""
+    manifest["content_sha256"] = content_sha256(manifest["files"])
+    manifest[SEAL] = manifest_digest(manifest)
+
+
+def check_integrity(root: Path, manifest: dict[str, Any], where: Path) -> None:
+    """Refuse (BadInput, naming what) an artifact whose manifest was edited after the build, or
+    whose files are not exactly the ones it lists, with their sha256. Integrity, not
+    authenticity: whoever rewrites every hash can forge an artifact (sign it for that)."""
+    if manifest.get(SEAL) != manifest_digest(manifest):
+        why = "has no seal (written by an older model-compiler?)" if SEAL not in manifest else "was edited after the build"
+        raise BadInput(f"{str(where)!r} {why}: its {SEAL} does not match its content; refusing to trust it. "
+                       "Rebuild the artifact.")
+    if manifest.get("content_sha256") != content_sha256(manifest["files"]):
+        raise BadInput(f"{str(where)!r}: content_sha256 does not match its file table; refusing to trust it.")
+    listed = {f["path"] for f in manifest["files"]}
+    for f in manifest["files"]:
+        p = root / f["path"]
+        if not p.is_file() or p.is_symlink():
+            raise BadInput(f"artifact file {str(p)!r} is missing (listed in {str(where)!r}).")
+        if sha256_file(p) != f["sha256"]:
+            raise BadInput(f"artifact file {str(p)!r} differs from its sha256 in the manifest (edited after the build).")
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if (p.is_file() or p.is_symlink()) and rel not in listed and rel not in (MANIFEST, VOLATILE):
+            raise BadInput(f"{str(p)!r} is not listed in {str(where)!r}: a file was added after the build; "
+                           "refusing to load the artifact.")
+
+
 def json_safe(value: Any) -> Any:
     """`value` with every non-finite float replaced by None (strict JSON has no NaN/Infinity)."""
     if isinstance(value, float):
@@ -90,7 +132,8 @@ def json_safe(value: Any) -> Any:
 
 
 def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n")
+    """Strict JSON (no NaN/Infinity: a non-finite statistic is written as null)."""
+    path.write_text(json.dumps(json_safe(data), indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def _read_json_object(path: Path) -> dict[str, Any] | None:
@@ -109,12 +152,63 @@ def owner_kind(path: Path) -> str | None:
     meta = _read_json_object(path / "meta.json")
     if meta is not None and "reference" in meta and (path / "outputs.npz").is_file():
         return GOLDEN
+    marker = _read_json_object(path / DUMP_MARKER)
+    if marker is not None and marker.get("written_by") == "model-compiler" and marker.get("kind") == IR_DUMP:
+        return IR_DUMP
     return None
 
 
 def artifact_status(path: Path) -> str | None:
     m = _read_json_object(path / MANIFEST)
     return None if m is None else m.get("status")
+
+
+@contextlib.contextmanager
+def redirect_tmp(directory: Path) -> Iterator[Path]:
+    """Every temporary file of this process goes to `directory` meanwhile: Python's `tempfile`
+    and native libraries that read $TMPDIR (ONNX Runtime writes a `.ses` file there on its first
+    session; torch's inductor cache defaults to a folder there)."""
+    old_tempdir, old_env = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir, os.environ["TMPDIR"] = str(directory), str(directory)
+    try:
+        yield directory
+    finally:
+        tempfile.tempdir = old_tempdir
+        if old_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = old_env
+
+
+_PRIVATE = "model-compiler-"
+
+
+@contextlib.contextmanager
+def private_tmp() -> Iterator[Path]:
+    """A scratch directory for one run of a command that holds no output slot (verify, bench),
+    in the system temp dir: every temporary file of the run goes there and is removed with it.
+    What a SIGKILLed run left is removed by the next run (its process no longer exists)."""
+    base = Path(tempfile.gettempdir())
+    for old in base.glob(f"{_PRIVATE}*-*"):
+        pid = old.name[len(_PRIVATE):].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    directory = Path(tempfile.mkdtemp(prefix=f"{_PRIVATE}{os.getpid()}-", dir=base))
+    try:
+        with redirect_tmp(directory):
+            yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # --- atomic swap ---------------------------------------------------------------------------
@@ -165,7 +259,7 @@ class OutputSlot:
         self.work: Path | None = None
         self._fd: int | None = None
         self._lock_path: Path | None = None
-        self._old_tempdir: str | None = None
+        self._redirect: contextlib.AbstractContextManager = contextlib.nullcontext()
 
     @property
     def failed_path(self) -> Path:
@@ -173,7 +267,7 @@ class OutputSlot:
 
     # --- validation (no side effects) -----------------------------------------------------
     def check(self) -> None:
-        what = "artifact" if self.kind == ARTIFACT else "golden set"
+        what = {ARTIFACT: "artifact", GOLDEN: "golden set", IR_DUMP: "--dump-ir directory"}[self.kind]
         raw = str(self.final)
         if not raw.strip() or not self.final.name or self.final.name in (".", ".."):
             raise BadInput(f"output path {raw!r} is not a directory name a {what} can be written to.")
@@ -208,7 +302,8 @@ class OutputSlot:
             return
         found = sorted(p.name for p in path.iterdir())
         shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
-        holds = f"holds a {kind.replace('artifact', 'build artifact')}" if kind else f"is not a {what} written by model-compiler"
+        holds = (f"holds a {kind.replace('artifact', 'build artifact').replace(IR_DUMP, 'per-pass IR dump')}" if kind
+                 else f"is not a {what} written by model-compiler")
         raise BadInput(
             f"refusing to replace {str(path)!r}: it {holds} (it contains {shown}); only an empty directory "
             f"or a {what} of ours is replaced. Choose another --out or remove it yourself."
@@ -226,14 +321,15 @@ class OutputSlot:
             self.check()  # again under the lock: another run may have written meanwhile
             self._recover_and_clean()
             self.work = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.work-", dir=self.final.parent))
-            self._old_tempdir, tempfile.tempdir = tempfile.tempdir, str(self.work)
+            self._redirect = redirect_tmp(self.work)
+            self._redirect.__enter__()
         except BaseException:
             self._unlock()
             raise
         return self
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
-        tempfile.tempdir = self._old_tempdir
+        self._redirect.__exit__(None, None, None)
         for p in self._scratch():
             shutil.rmtree(p, ignore_errors=True)
         self._unlock()
@@ -246,13 +342,17 @@ class OutputSlot:
         os.chmod(path, 0o777 & ~umask)  # mkdtemp makes it 0700; an artifact is not secret
         return path
 
-    def install(self, staging: Path, failed: bool = False) -> Path:
-        """Swap the complete `staging` in; returns where it went (NAME or NAME.failed)."""
+    def install(self, staging: Path, failed: bool = False, commit: bool = True) -> Path:
+        """Swap the complete `staging` in; returns where it went (NAME or NAME.failed).
+
+        `commit`: this install is the run's result (its commit point: a signal from here on is
+        reported, not raised). A step inside a larger run — a `--precision best` candidate
+        written to scratch — passes False, so a signal still stops the run."""
         dest = self.final
         if failed and self.kind == ARTIFACT and artifact_status(self.final) == "passed":
             dest = self.failed_path
             self.log(f"parity failed: the passed artifact at {self.final} is kept; the failed one goes to {dest}")
-        with interrupts.committing():  # a signal from here on cannot leave "130, yet installed"
+        with interrupts.committing() if commit else contextlib.nullcontext():
             replace_dir(staging, dest)
             if dest == self.final and not failed and owner_kind(self.failed_path) == ARTIFACT:
                 shutil.rmtree(self.failed_path, ignore_errors=True)

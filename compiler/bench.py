@@ -20,7 +20,10 @@ from compiler.pipeline import artifact_golden, load_artifact, read_manifest
 MAX_FEED_BYTES = 4 << 30  # a batch whose inputs alone exceed this is refused, not attempted
 
 
-def at_batch(a: np.ndarray, batch: int) -> np.ndarray:
+def at_batch(a: np.ndarray, batch: int | None) -> np.ndarray:
+    """`a` repeated or cut along axis 0 to `batch` rows (None: as it is)."""
+    if batch is None:
+        return a
     reps = -(-batch // a.shape[0])
     return np.ascontiguousarray(np.concatenate([a] * reps, axis=0)[:batch])
 
@@ -29,16 +32,19 @@ def bench(artifact: Path, batch: int = 1, iters: int = 50, warmup: int = 5, thre
     return bench_many([artifact], [batch], iters, warmup, threads)[0]
 
 
-def bench_many(artifacts: list[Path], batches: list[int], iters: int = 50, warmup: int = 5, threads: int = 1) -> list[dict[str, Any]]:
-    if any(b < 1 for b in batches) or iters < 1 or warmup < 0:
+def bench_many(artifacts: list[Path], batches: list[int | None], iters: int = 50, warmup: int = 5,
+               threads: int = 1) -> list[dict[str, Any]]:
+    """Batch None: the golden inputs as they are (an engine with static shapes)."""
+    if any(b is not None and b < 1 for b in batches) or iters < 1 or warmup < 0:
         raise BadInput(f"bench needs batch ≥ 1, iters ≥ 1, warmup ≥ 0 (got {batches}, {iters}, {warmup}).")
     loaded = []
     for a in artifacts:
         manifest = read_manifest(a)
         golden = artifact_golden(a, manifest)
         per_sample = sum(v.nbytes // max(1, v.shape[0] if v.ndim else 1) for v in golden.inputs.values())
-        if per_sample * max(batches) > MAX_FEED_BYTES:
-            raise BadInput(f"--batch {max(batches)} needs {per_sample * max(batches) / 2**30:.1f} GiB of inputs for "
+        largest = max(b or 1 for b in batches)
+        if per_sample * largest > MAX_FEED_BYTES:
+            raise BadInput(f"--batch {largest} needs {per_sample * largest / 2**30:.1f} GiB of inputs for "
                            f"{str(a)!r} (limit {MAX_FEED_BYTES >> 30} GiB); use a smaller batch.")
         _, runner = load_artifact(a, threads=threads, manifest=manifest)
         loaded.append((a, manifest, runner, golden))
@@ -50,7 +56,8 @@ def bench_many(artifacts: list[Path], batches: list[int], iters: int = 50, warmu
                 try:
                     runner.run(f)
                 except Exception as e:  # noqa: BLE001 - runtime-specific error types
-                    raise BadInput(f"the engine in {str(a)!r} does not run at batch {batch}: {str(e).splitlines()[0]}") from None
+                    at = f"batch {batch}" if batch is not None else "its golden input shapes"
+                    raise BadInput(f"the engine in {str(a)!r} does not run at {at}: {str(e).splitlines()[0]}") from None
                 for _ in range(warmup):
                     runner.run(f)
             times: list[list[float]] = [[] for _ in loaded]
@@ -60,7 +67,7 @@ def bench_many(artifacts: list[Path], batches: list[int], iters: int = 50, warmu
                     runner.run(f)
                     times[i].append(time.perf_counter() - t)
             base = None
-            for (a, manifest, _, _), ts in zip(loaded, times):
+            for (a, manifest, _, _), ts, f in zip(loaded, times, feeds):
                 ms = np.asarray(ts) * 1e3
                 p50 = float(np.percentile(ms, 50))
                 base = base or p50
@@ -72,7 +79,7 @@ def bench_many(artifacts: list[Path], batches: list[int], iters: int = 50, warmu
                     "precision": manifest["precision"],
                     "pipeline": manifest.get("pipeline", {}).get("name"),
                     "nodes": manifest["node_count"].get("final", manifest["node_count"]["optimized"]),
-                    "batch": batch,
+                    "batch": batch if batch is not None else _leading(f),
                     "threads": threads,
                     "warmup": warmup,
                     "iters": iters,
@@ -90,6 +97,11 @@ def bench_many(artifacts: list[Path], batches: list[int], iters: int = 50, warmu
         for _, _, runner, _ in loaded:
             runner.close()
     return results
+
+
+def _leading(feeds: dict[str, np.ndarray]) -> int:
+    first = next(iter(feeds.values()), None)
+    return int(first.shape[0]) if first is not None and first.ndim else 1
 
 
 def table(results: list[dict[str, Any]]) -> str:

@@ -1,12 +1,14 @@
 """Command line: build · golden · verify · bench · targets (DESIGN.md's CLI contract).
 
 Exit codes: 0 built and verified · 1 parity failure (artifact kept, marked failed) · 2 bad input
-or usage (nothing written) · 3 target toolchain missing on this host · 4 internal error (a bug).
+or usage (nothing written) · 3 target toolchain missing on this host · 4 internal error (a bug) ·
+5 the host ran out of disk space or memory (nothing installed).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -16,7 +18,8 @@ import traceback
 from pathlib import Path
 
 from compiler import interrupts
-from compiler.errors import BadInput, CompilerError, ParityFailure
+from compiler.artifacts import private_tmp
+from compiler.errors import BadInput, CompilerError, ParityFailure, resource_error
 from compiler.progress import Progress
 
 INTERNAL_ERROR = 4
@@ -82,7 +85,11 @@ def main(argv: list[str] | None = None, program: bool = False) -> int:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ.setdefault("TVM_NUM_THREADS", "1")
     previous = interrupts.install() if threading.current_thread() is threading.main_thread() else {}
+    # build and golden hold an output slot, whose scratch (beside the output) takes every temp file
+    scratch, entered = (private_tmp() if args.command not in ("build", "golden") else contextlib.nullcontext()), False
     try:
+        scratch.__enter__()
+        entered = True
         code = _run(args)
         if interrupts.late():
             print(f"{interrupts.name()} arrived after the output was installed; it is complete and stays.", file=sys.stderr)
@@ -94,13 +101,19 @@ def main(argv: list[str] | None = None, program: bool = False) -> int:
             return _interrupted()
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    except Exception:  # noqa: BLE001 - last resort: a bug, not a user error
+    except Exception as e:  # noqa: BLE001 - last resort: a bug, not a user error
         if interrupts.pending():
             return _interrupted()
+        full = resource_error(e)
+        if full is not None:  # disk full, out of memory: the host's limit, not a bug
+            print(f"error: {full}", file=sys.stderr)
+            return full.exit_code
         traceback.print_exc()
         print("error: internal error (a bug in model-compiler); the traceback is above.", file=sys.stderr)
         return INTERNAL_ERROR
     finally:
+        if entered:
+            scratch.__exit__(None, None, None)
         if program:
             interrupts.finish()
         else:
@@ -138,6 +151,8 @@ def _run(args: argparse.Namespace) -> int:
             r = pipeline.build_best(args.model, args.target, opts, Progress(quiet=args.quiet))
         else:
             r = pipeline.build(args.model, args.target, opts, Progress(quiet=args.quiet))
+        if not r.passed and r.failure is not None:
+            raise ParityFailure(f"{r.failure}. The artifact is kept, marked failed, in {r.out_dir}/ (see report.md).")
         if not r.passed:
             raise ParityFailure(
                 f"parity failed for {r.manifest['model']['name']} on {r.manifest['target']['name']} "

@@ -243,11 +243,24 @@ class PythonSource(DataSource):
         seen = 0
         pending: list[dict[str, np.ndarray]] = []
         count = 0
-        for item in result:
+        first: dict[str, tuple[str, tuple[int, ...]]] | None = None  # name → (dtype, shape without the batch axis)
+        for index, item in _guarded(result, self.factory):
             feeds = item[0] if isinstance(item, tuple) else item
             if not isinstance(feeds, Mapping):
-                raise BadInput(f"data factory {self.factory!r} yielded {type(feeds).__name__}; expected {{input_name: array}}.")
-            feeds = {k: np.asarray(v) for k, v in feeds.items()}
+                raise BadInput(f"data factory {self.factory!r} yielded {type(feeds).__name__} as batch {index}; "
+                               "expected {input_name: array}.")
+            try:
+                feeds = {k: np.asarray(v) for k, v in feeds.items()}
+            except Exception as e:  # noqa: BLE001 - ragged lists, objects numpy cannot hold
+                raise BadInput(f"data factory {self.factory!r}: batch {index} does not convert to arrays: {e}.") from None
+            layout = {k: (str(v.dtype), tuple(d for i, d in enumerate(v.shape) if i != axes.get(k, 0))) for k, v in feeds.items()}
+            if first is None:
+                first = layout
+            elif layout != first:
+                diff = [f"{k}: {layout.get(k, 'missing')} (batch 0: {first.get(k, 'missing')})"
+                        for k in sorted(set(first) | set(layout)) if layout.get(k) != first.get(k)]
+                raise BadInput(f"data factory {self.factory!r}: batch {index} differs from batch 0 in names, dtype or the "
+                               f"non-batch dims of its arrays — {'; '.join(diff)}; every batch must have the same layout.")
             pending.append(feeds)
             count += len(Samples(feeds, axes=axes))
             while count >= batch_size or (limit is not None and seen + count >= limit):
@@ -306,11 +319,44 @@ def read_npz(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
         if not isinstance(z, np.lib.npyio.NpzFile):
             raise ValueError("it holds a single array (.npy), not arrays keyed by name (np.savez)")
         with z:
-            feeds = {k: z[k] for k in z.files}
+            feeds = {}
+            for k in z.files:
+                try:
+                    feeds[k] = z[k]
+                except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+                    raise BadInput(f"{str(path)!r}: member {k!r} is not a readable .npy array: {e}.") from None
+                if not isinstance(feeds[k], np.ndarray):  # np.load hands a non-.npy member back as bytes
+                    raise BadInput(f"{str(path)!r}: member {k!r} is not a .npy array (found {type(feeds[k]).__name__}); "
+                                   "an .npz holds arrays saved with np.savez.")
+    except BadInput:
+        raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
         raise BadInput(f"{str(path)!r} is not a readable .npz file: {e}.") from None
     labels = feeds.pop("labels", None)
     return feeds, labels
+
+
+def _guarded(result: Any, factory: str) -> Iterator[tuple[int, Any]]:
+    """(index, item) of a user's iterator; an exception it raises becomes BadInput naming the
+    factory and the batch it was producing (signals still end the run)."""
+    from compiler import interrupts
+
+    try:
+        items = iter(result)
+    except TypeError:
+        raise BadInput(f"data factory {factory!r} returned {type(result).__name__}; expected {{input_name: array}}, "
+                       "({input_name: array}, labels) or an iterator of such batches.") from None
+    index = 0
+    while True:
+        try:
+            item = next(items)
+        except StopIteration:
+            return
+        except Exception as e:  # noqa: BLE001 - the user's generator failing is bad input
+            interrupts.check()
+            raise BadInput(f"data factory {factory!r} raised {type(e).__name__} while producing batch {index}: {e}.") from None
+        yield index, item
+        index += 1
 
 
 def resolve_file_ref(ref: str, base_dir: Path) -> Path:

@@ -1,7 +1,7 @@
 """Errors that carry the CLI exit code of the DESIGN.md contract.
 
 0 built and verified · 1 parity failure (artifact kept, marked failed) · 2 bad input or usage
-(nothing written) · 3 target toolchain missing on this host.
+(nothing written) · 3 target toolchain missing on this host · 5 the host ran out of disk or memory.
 Every message names the thing at fault (file, key, tensor, node) and says what to do.
 """
 
@@ -51,6 +51,44 @@ class ToolchainMissing(CompilerError):
     """The target's toolchain cannot compile on this host. Exit 3."""
 
     exit_code = 3
+
+
+class ResourceExhausted(CompilerError):
+    """The host ran out of something the run needs — disk space, memory, a file-size limit — not
+    a fault of the model or of this program. Nothing is installed. Exit 5."""
+
+    exit_code = 5
+
+
+# errno values that mean "the disk (or a quota, or a size limit) is full", and the text native
+# libraries put in their own exceptions for them.
+FULL_ERRNOS = (28, 122, 27)  # ENOSPC, EDQUOT, EFBIG
+FULL_TEXTS = ("No space left on device", "Disk quota exceeded", "File too large")
+
+
+def resource_error(e: BaseException) -> ResourceExhausted | None:
+    """A ResourceExhausted for an exception that means the disk or memory is full, else None."""
+    if isinstance(e, MemoryError):
+        return ResourceExhausted(f"out of memory ({type(e).__name__}{': ' + str(e) if str(e) else ''}); free memory or "
+                                 "build on a larger host. Nothing was installed.")
+    if isinstance(e, OSError) and e.errno in FULL_ERRNOS:
+        where = e.filename2 or e.filename
+        return ResourceExhausted(f"{e.strerror} (errno {e.errno}, {_errno_name(e.errno)}) while writing "
+                                 f"{str(where)!r}; free space there or choose another --out. Nothing was installed; "
+                                 "the scratch files of this run were removed.")
+    text = str(e)
+    for t in FULL_TEXTS:
+        if t in text:
+            return ResourceExhausted(f"{t} (reported by {type(e).__module__}.{type(e).__name__}: "
+                                     f"{' '.join(text.split())[:300]}); free space or choose another --out. "
+                                     "Nothing was installed.")
+    return None
+
+
+def _errno_name(n: int) -> str:
+    import errno
+
+    return errno.errorcode.get(n, "?")
 
 
 class ParityFailure(CompilerError):

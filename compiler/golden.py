@@ -46,6 +46,9 @@ class Golden:
                 raise BadInput(f"golden directory {str(directory)!r} has no {name} (expected inputs.npz and outputs.npz keyed by graph input/output names).")
         inputs, _ = read_npz(directory / "inputs.npz")
         outputs, _ = read_npz(directory / "outputs.npz")
+        for name, arrays in (("inputs.npz", inputs), ("outputs.npz", outputs)):
+            _check_finite(arrays, f"golden set {str(directory)!r}: {name}",
+                          "a reference with NaN/Inf cannot judge an engine; regenerate or fix the golden set")
         meta_path = directory / "meta.json"
         meta = {}
         if meta_path.is_file():
@@ -107,12 +110,10 @@ def array_sha256(a: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def generate(spec: ModelSpec, out_dir: Path, inputs_npz: Path | None = None, log: Callable[[str], None] = print) -> Path:
-    """Run PyTorch eager FP32 on the spec's real inputs and write the golden set atomically."""
-    import torch
-
-    from compiler import frontend
-
+def generate(spec: ModelSpec, out_dir: Path, inputs_npz: Path | None = None, log: Callable[[str], None] = print,
+             commit: bool = True) -> Path:
+    """Run PyTorch eager FP32 on the spec's real inputs and write the golden set atomically.
+    `commit` False: a step of a build (whose own install is the commit point), not the run."""
     if spec.source_kind is SourceKind.ONNX:
         raise BadInput(
             f"{spec.source!r} is an ONNX file: there is no PyTorch model to compute golden outputs "
@@ -120,6 +121,15 @@ def generate(spec: ModelSpec, out_dir: Path, inputs_npz: Path | None = None, log
         )
     slot = OutputSlot(out_dir, GOLDEN_KIND, log=log)
     slot.check()
+    with slot:  # held from the start: every temp file of the run (torch's caches too) lives in its scratch
+        return _generate(spec, slot, inputs_npz, log, commit)
+
+
+def _generate(spec: ModelSpec, slot: OutputSlot, inputs_npz: Path | None, log: Callable[[str], None], commit: bool) -> Path:
+    import torch
+
+    from compiler import frontend
+
     torch.set_num_threads(1)
     module, examples = frontend.load_torch(spec)
     if inputs_npz is not None:
@@ -170,20 +180,21 @@ def generate(spec: ModelSpec, out_dir: Path, inputs_npz: Path | None = None, log
         log(f"reference {ev.metric} on {len(data)} labelled samples: {acc:.4f}")
 
     kinds = {n: spec.output_kind(n) for n in outputs}
-    with slot:
-        tmp = slot.staging()
-        np.savez(tmp / "inputs.npz", **feeds)
-        np.savez(tmp / "outputs.npz", **outputs)
-        write_json(tmp / "meta.json", meta)
-        (tmp / "tolerances.toml").write_text(tol_mod.render(kinds, spec.evaluation is not None))
-        slot.install(tmp)
-    return out_dir
+    tmp = slot.staging()
+    np.savez(tmp / "inputs.npz", **feeds)
+    np.savez(tmp / "outputs.npz", **outputs)
+    write_json(tmp / "meta.json", meta)
+    (tmp / "tolerances.toml").write_text(tol_mod.render(kinds, spec.evaluation is not None))
+    slot.install(tmp, commit=commit)
+    return slot.final
 
 
-def _check_finite(arrays: dict[str, np.ndarray], where: str) -> None:
+def _check_finite(arrays: dict[str, np.ndarray], where: str, advice: str = "") -> None:
     for k, v in arrays.items():
         if np.issubdtype(v.dtype, np.floating) and not np.all(np.isfinite(v)):
-            raise BadInput(f"{where}: tensor {k!r} contains NaN or Inf.")
+            bad = int((~np.isfinite(v)).sum())
+            raise BadInput(f"{where}: tensor {k!r} contains NaN or Inf ({bad} of {v.size} values)"
+                           + (f"; {advice}." if advice else "."))
 
 
 __all__ = ["Golden", "generate", "GOLDEN_ROOT"]

@@ -60,10 +60,11 @@ def render(manifest: dict[str, Any], parity: ParityReport | None) -> str:
             lines += ["", "### Failures", ""] + [f"- {f}" for f in parity.failures()]
     if m.get("best"):
         b = m["best"]
-        lines += ["", f"## Precision choice: {b['chosen']} ({b['criterion']})", "",
-                  "| precision | passed | p50 ms (batch 1) | validation, in the engine (min cosine) | precision map | build s |",
+        lines += ["", f"## Precision choice: {b['chosen'] or 'none passed'} ({b['criterion']})", "",
+                  f"| precision | passed | p50 ms ({b.get('bench_shapes', 'not measured')}) | validation, in the engine "
+                  "(min cosine) | precision map | build s |",
                   "|---|---|---|---|---|---|"]
-        lines += [f"| {c['precision']} | {'yes' if c['passed'] else 'no: ' + '; '.join(c['failures'])} | {_fmt(c['p50_ms_batch1'])} | "
+        lines += [f"| {c['precision']} | {'yes' if c['passed'] else 'no: ' + '; '.join(c['failures'])} | {_fmt(c.get('p50_ms'))} | "
                   + (", ".join(f"{g} {v:.5f}" for g, v in c["validation_cosine"].items()) if c.get("validation_cosine") else "–")
                   + f" | {c.get('precision_map', '–')} | {_fmt(c.get('build_seconds'))} |" for c in b["candidates"]]
         why = [(c["precision"], n) for c in b["candidates"] for n in c.get("float_nodes", [])]

@@ -18,6 +18,7 @@ A gate left unset (None) is reported but not enforced.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,11 +124,15 @@ def load(path: Path) -> Tolerances:
         for key in list(data[precision]):
             t = pt.sub(key)
             if key == METRIC_KEY:
-                metric[precision] = MetricTolerance(float(t.req("max_drop", (int, float))), t.opt("reason", str, ""))
+                drop = _bounded(t, "max_drop", t.req("max_drop", (int, float)), 0.0, 1.0)
+                metric[precision] = MetricTolerance(drop, t.opt("reason", str, ""))
             else:
-                fields = {g: _num(t.opt(g, (int, float))) for g in Tolerance.GATES}
+                fields = {g: _bounded(t, g, t.opt(g, (int, float)), *GATE_RANGES[g]) for g in Tolerance.GATES}
+                k = t.opt("k", int, 1)
+                if k < 1:
+                    raise BadInput(f"{t.where}: k = {k} must be ≥ 1.")
                 overrides.setdefault(precision, {})[key] = Tolerance(
-                    **fields, k=t.opt("k", int, 1), min_confidence=float(t.opt("min_confidence", (int, float), 0.0)),
+                    **fields, k=k, min_confidence=_bounded(t, "min_confidence", t.opt("min_confidence", (int, float), 0.0), 0.0, 1.0),
                     reason=t.opt("reason", str, ""))
             t.done()
         pt.done()
@@ -158,8 +163,21 @@ def render(outputs: dict[str, OutputKind], with_metric: bool) -> str:
     return "\n".join(lines)
 
 
-def _num(v: float | int | None) -> float | None:
-    return None if v is None else float(v)
+# The range each bound may take: a NaN or Inf bound, a cosine above 1 or a negative bound would
+# make a gate pass everything (NaN compares false) or nothing; such a file is refused at load.
+GATE_RANGES = {"max_abs": (0.0, math.inf), "max_rel": (0.0, math.inf), "cosine": (-1.0, 1.0),
+               "snr_db": (0.0, 1000.0), "topk_agreement": (0.0, 1.0)}
+
+
+def _bounded(t: Table, key: str, v: float | int | None, low: float, high: float) -> float | None:
+    if v is None:
+        return None
+    v = float(v)
+    if not math.isfinite(v) or not low <= v <= high:
+        shown = "∞" if high == math.inf else f"{high:g}"
+        raise BadInput(f"{t.where}: {key} = {v!r} is outside [{low:g}, {shown}] (a finite number is required); "
+                       "such a bound would not gate anything.")
+    return v
 
 
 def check_precision(precision: str) -> str:

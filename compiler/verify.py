@@ -100,28 +100,43 @@ class ParityReport:
 
 
 def _per_sample(a: np.ndarray) -> np.ndarray:
-    return a.reshape(a.shape[0], -1) if a.ndim >= 2 else a.reshape(1, -1)
+    return a.reshape(a.shape[0], -1) if a.ndim >= 2 and a.shape[0] else a.reshape(1, -1)
 
 
 def cosine(reference: np.ndarray, actual: np.ndarray) -> float:
-    """Minimum cosine similarity over samples (rows along axis 0; the whole array if 1-D)."""
+    """Minimum cosine similarity over samples (rows along axis 0; the whole array if 1-D).
+    Defined for every input: empty → 1.0; a zero row is 1.0 against a zero row, else 0.0;
+    NaN/Inf anywhere in a row make its cosine NaN (which every gate treats as a failure)."""
     r, a = _per_sample(reference.astype(np.float64)), _per_sample(actual.astype(np.float64))
-    num = (r * a).sum(1)
-    den = np.linalg.norm(r, axis=1) * np.linalg.norm(a, axis=1)
-    both_zero = den == 0
-    cos = np.where(both_zero, np.where((np.abs(r).sum(1) + np.abs(a).sum(1)) == 0, 1.0, 0.0), num / np.where(both_zero, 1, den))
-    return float(cos.min())
+    if r.size == 0:
+        return 1.0
+    with np.errstate(all="ignore"):
+        num = (r * a).sum(1)
+        den = np.linalg.norm(r, axis=1) * np.linalg.norm(a, axis=1)
+        both_zero = den == 0
+        cos = np.where(both_zero, np.where((np.abs(r).sum(1) + np.abs(a).sum(1)) == 0, 1.0, 0.0),
+                       num / np.where(both_zero, 1, den))
+        finite = np.isfinite(r).all(1) & np.isfinite(a).all(1)
+        cos = np.where(finite, cos, np.nan)
+    return float(np.nan if np.isnan(cos).any() else cos.min())
 
 
 def snr_db(reference: np.ndarray, actual: np.ndarray) -> float:
-    r = reference.astype(np.float64)
-    noise = float(((actual.astype(np.float64) - r) ** 2).sum())
-    signal = float((r**2).sum())
+    """10·log10(signal / noise), clipped to ±SNR_CAP_DB; NaN when either side holds NaN, and
+    −SNR_CAP_DB when the noise is infinite (an Inf in the engine output)."""
+    r, a = reference.astype(np.float64), actual.astype(np.float64)
+    with np.errstate(all="ignore"):
+        noise = float(((a - r) ** 2).sum())
+        signal = float((r**2).sum())
+    if math.isnan(noise) or math.isnan(signal):
+        return float("nan")
     if noise == 0:
         return SNR_CAP_DB
-    if signal == 0:
+    if signal == 0 or math.isinf(noise):
         return -SNR_CAP_DB
-    return min(SNR_CAP_DB, 10 * math.log10(signal / noise))
+    if math.isinf(signal):
+        return SNR_CAP_DB
+    return max(-SNR_CAP_DB, min(SNR_CAP_DB, 10 * math.log10(signal / noise)))
 
 
 def softmax_max(logits: np.ndarray) -> np.ndarray:

@@ -52,9 +52,12 @@ class Lowerings:
         domain = "" if node.domain in ("", "ai.onnx") else node.domain
         rules = self.rules.get((domain, node.op_type))
         version = opsets.get(domain, opsets.get("ai.onnx", 0))
+        defined = _defined_in(node.op_type, version) if domain == "" else version
         if rules:
+            # the node's operator is the same in every opset from `defined` to `version`: a rule
+            # checked against any of them lowers it (Sqrt at opset 26 is Sqrt-13)
             for r in rules:
-                if r.since <= version <= r.until:
+                if r.since <= version and defined <= r.until:
                     return r
             spans = ", ".join(f"{r.since}–{r.until}" for r in rules)
             raise self.unsupported(node, f"opset {version} (the lowering covers opsets {spans})")
@@ -62,6 +65,16 @@ class Lowerings:
             f"{self.label}: {node.op_type} node {node.name!r} ({node.domain or 'ai.onnx'}::{node.op_type}) has no lowering. "
             f"Supported ops: {', '.join(self.known())}."
         )
+
+
+def _defined_in(op: str, version: int) -> int:
+    """The opset in which the definition `op` has at `version` was introduced."""
+    import onnx
+
+    try:
+        return onnx.defs.get_schema(op, version, "").since_version
+    except onnx.defs.SchemaError:
+        return version
 
 
 def opsets(model: ir.Model) -> dict[str, int]:

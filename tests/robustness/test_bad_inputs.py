@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
+from compiler.artifacts import seal
 from compiler.cli import main
 
 
@@ -65,8 +66,12 @@ def _npz(path: Path, **arrays) -> Path:
 
 
 def _manifest(c: Ctx, edit: Callable[[dict], object]) -> list[str]:
+    """An edited manifest, re-sealed as a forger would (an unsealed edit is refused before any of
+    these checks: tests/robustness/test_trust.py), so each structural check is what refuses it."""
     m = json.loads((c.art / "manifest.json").read_text())
     new = edit(m)  # a list replaces the manifest; anything else was an in-place edit
+    if not isinstance(new, list):
+        seal(m)
     (c.art / "manifest.json").write_text(json.dumps(new if isinstance(new, list) else m))
     return ["verify", "--artifact", str(c.art)]
 
@@ -86,7 +91,7 @@ CASES: list[tuple[str, Callable[[Ctx], list[str]], list[str]]] = [
     # --- data loss: --out / golden --out must only ever replace our own directories ----------
     ("out-user-dir", lambda c: ((c.tmp / "out").mkdir(), (c.tmp / "out" / "notes.txt").write_text("mine"), c.build())[-1],
      ["refusing to replace", "notes.txt", "not a artifact written by model-compiler"]),
-    ("out-is-golden", lambda c: c.build()[:-1] + [str(c.golden)], ["refusing to replace", "golden"]),
+    ("out-is-golden", lambda c: c.build()[:-1] + [str(c.golden)], ["refusing to write --out", "it is --golden"]),
     ("out-regular-file", lambda c: ((c.tmp / "out").write_text("a file"), c.build())[-1], ["refusing to replace", "is a file"]),
     ("out-dot", lambda c: c.build()[:-1] + ["."], ["'.'"]),
     ("out-empty-string", lambda c: c.build()[:-1] + [""], ["output path"]),

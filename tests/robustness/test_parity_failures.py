@@ -66,15 +66,23 @@ def test_failing_engine_is_exit_1_with_valid_json(tmp_path, capsys, target, kind
     assert _strict_json(captured.out)["outputs"]["y"]["failures"] == y["failures"]
 
 
-def test_best_with_every_candidate_failing_is_exit_1(tmp_path, capsys):
+def test_best_with_every_candidate_failing_is_exit_1_with_the_artifact_kept(tmp_path, capsys):
+    """As for any failed build (README, exit 1: artifact kept, marked failed): the candidate at the
+    target's default precision is installed, failed, with every candidate's verdict."""
     model, golden = _model(tmp_path, "nan")
     out = tmp_path / "out"
     code = main(["build", "--quiet", "--target", "cpu", "--precision", "best", "--model", str(model),
                  "--golden", str(golden), "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 1, err
-    assert "no precision of target 'cpu' passes" in err and "non-finite" in err
-    assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+    assert "no precision of target 'cpu' passes" in err and "non-finite" in err and str(out) in err
+    manifest = _strict_json(out / "manifest.json")
+    assert manifest["status"] == "failed" and manifest["precision"] == "fp32"  # cpu's default
+    assert manifest["best"]["chosen"] is None and manifest["best"]["installed"] == "fp32"
+    assert {c["precision"] for c in manifest["best"]["candidates"]} == {"fp32", "fp16", "int8"}
+    assert not any(c["passed"] for c in manifest["best"]["candidates"])
+    assert _strict_json(out / "parity.json")["passed"] is False
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
 
 
 def test_verify_passes_with_a_nan_model_is_exit_1(tmp_path, capsys):
