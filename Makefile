@@ -18,6 +18,8 @@ export OPENBLAS_NUM_THREADS ?= 1
 export TVM_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# onnxruntime's telemetry (a device id in $TMPDIR/.ses, uploads to Microsoft): off (compiler/__init__.py)
+export ORT_DISABLE_TELEMETRY ?= 1
 
 .PHONY: setup build golden verify bench bench-passes bench-precision bench-backends bench-versus test test-slow test-coverage targets clean
 

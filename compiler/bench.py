@@ -69,6 +69,7 @@ def bench_many(artifacts: list[Path], batches: list[int | None], iters: int = 50
             base = None
             for (a, manifest, _, _), ts, f in zip(loaded, times, feeds):
                 ms = np.asarray(ts) * 1e3
+                rows = batch if batch is not None else _leading(f)
                 p50 = float(np.percentile(ms, 50))
                 base = base or p50
                 results.append({
@@ -79,7 +80,7 @@ def bench_many(artifacts: list[Path], batches: list[int | None], iters: int = 50
                     "precision": manifest["precision"],
                     "pipeline": manifest.get("pipeline", {}).get("name"),
                     "nodes": manifest["node_count"].get("final", manifest["node_count"]["optimized"]),
-                    "batch": batch if batch is not None else _leading(f),
+                    "batch": rows,
                     "threads": threads,
                     "warmup": warmup,
                     "iters": iters,
@@ -91,7 +92,7 @@ def bench_many(artifacts: list[Path], batches: list[int | None], iters: int = 50
                         "min": float(ms.min()),
                     },
                     "p50_ratio_to_first": p50 / base,
-                    "throughput_per_s": float(batch / (ms.mean() / 1e3)),
+                    "throughput_per_s": float(rows / (ms.mean() / 1e3)),
                 })
     finally:
         for _, _, runner, _ in loaded:

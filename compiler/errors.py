@@ -66,8 +66,13 @@ FULL_ERRNOS = (28, 122, 27)  # ENOSPC, EDQUOT, EFBIG
 FULL_TEXTS = ("No space left on device", "Disk quota exceeded", "File too large")
 
 
-def resource_error(e: BaseException) -> ResourceExhausted | None:
-    """A ResourceExhausted for an exception that means the disk or memory is full, else None."""
+FULL_BYTES = 1 << 20  # a filesystem with less free space than this is full for a build
+
+
+def resource_error(e: BaseException, scratch: str | None = None) -> ResourceExhausted | None:
+    """A ResourceExhausted for an exception that means the disk or memory is full, else None.
+    `scratch`: where the failing step was writing; a native library that failed while it is
+    full (ONNX Runtime says only "Protobuf serialization failed") failed because it is full."""
     if isinstance(e, MemoryError):
         return ResourceExhausted(f"out of memory ({type(e).__name__}{': ' + str(e) if str(e) else ''}); free memory or "
                                  "build on a larger host. Nothing was installed.")
@@ -76,6 +81,18 @@ def resource_error(e: BaseException) -> ResourceExhausted | None:
         return ResourceExhausted(f"{e.strerror} (errno {e.errno}, {_errno_name(e.errno)}) while writing "
                                  f"{str(where)!r}; free space there or choose another --out. Nothing was installed; "
                                  "the scratch files of this run were removed.")
+    if scratch is not None:
+        import shutil
+
+        try:
+            free = shutil.disk_usage(scratch).free
+        except OSError:
+            free = None
+        if free is not None and free < FULL_BYTES:
+            return ResourceExhausted(f"No space left on device (ENOSPC): {type(e).__name__} while writing in "
+                                     f"{scratch!r}, whose filesystem has {free} bytes free "
+                                     f"({' '.join(str(e).split())[:200]}); free space there or choose another --out. "
+                                     "Nothing was installed.")
     text = str(e)
     for t in FULL_TEXTS:
         if t in text:

@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import re
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -308,7 +309,7 @@ def toolchain_step(backend: str, action: str, model: ir.Model) -> Iterator[None]
         interrupts.check()
         if isinstance(e, CompilerError) or not is_toolchain_exception(e):
             raise
-        full = resource_error(e)
+        full = resource_error(e, tempfile.gettempdir())  # the build's scratch, beside its output
         if full is not None:
             raise full from None
         text = " ".join(str(e).split())
