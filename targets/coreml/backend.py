@@ -31,6 +31,7 @@ from compiler.errors import ToolchainRefused
 from compiler.profile import TargetProfile
 from targets.base import Availability, Backend, Deferred, Engine, Runner
 from targets.coreml.lower import np_dtype
+from targets.coreml.package import make_deterministic
 from targets.registry import register
 from targets.shape_profiles import shape_ranges
 
@@ -102,6 +103,7 @@ class CoremlBackend(Backend):
             mlmodel, compression = _compress_weights(ct, mlmodel, profile)
         mlmodel.short_description = f"{model.graph.name or 'model'} built by model-compiler ({precision})"
         mlmodel.save(str(workdir / ENGINE_FILE))
+        make_deterministic(workdir / ENGINE_FILE)  # item UUIDs, conversion date, map order, 0600 files
         # what the package holds, read back from disk: the I/O names Core ML will use, the op set
         spec, program = mil_eval.load_program(workdir / ENGINE_FILE)
         saved_in = [f.name for f in spec.description.input]

@@ -27,9 +27,15 @@ def _files(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def _modes(root: Path) -> dict[str, int]:
+    return {p.relative_to(root).as_posix(): p.stat().st_mode & 0o7777 for p in sorted(root.rglob("*"))}
+
+
 # intel fp32 is slow (two subprocess builds, 25–40 s): the default run keeps two of three within
-# ~15 min; the byte-identity it checks comes from the same writer as cpu's.
-@pytest.mark.parametrize("target, precision", [("cpu", "fp32"), ("cpu", "int8"),
+# ~15 min; the byte-identity it checks comes from the same writer as cpu's. apple fp32 (~7 s a
+# build): coremltools writes random item UUIDs into the package's Manifest.json, a conversion date
+# and hash-ordered metadata into model.mlmodel, and 0600/0700 package files; the backend fixes them.
+@pytest.mark.parametrize("target, precision", [("cpu", "fp32"), ("cpu", "int8"), ("apple", "fp32"),
                                                pytest.param("intel", "fp32", marks=pytest.mark.slow)])
 def test_rebuild_is_byte_identical_but_for_build_json(tmp_path, target, precision):
     a, b = tmp_path / "a" / "m", tmp_path / "b" / "m"
@@ -45,3 +51,7 @@ def test_rebuild_is_byte_identical_but_for_build_json(tmp_path, target, precisio
     assert {"created", "host", "build_seconds", "pass_seconds"} <= set(volatile)
     for key in ("created", "build_seconds", "seconds"):
         assert key not in json.dumps(ma)
+    # every file and directory has the modes of the rest of the artifact (the umask's, like model.onnx)
+    modes = _modes(a)
+    want = {k: modes["model.onnx"] if (a / k).is_file() else a.stat().st_mode & 0o7777 for k in modes}
+    assert modes == want

@@ -7,8 +7,9 @@ import json
 
 from compiler.cli import main
 from compiler.profile import load_profile
-from targets.coreml.backend import CoremlBackend
+from targets.coreml.backend import CoremlBackend, coremltools
 from targets.coreml.mil_eval import load_program, op_histogram
+from targets.coreml.package import CONVERSION_DATE, item_identifier
 from tests.models.conftest import REPO
 
 
@@ -36,6 +37,13 @@ def test_fp32_build_is_reloaded_and_checked_by_the_mil_evaluator(tmp_path, monke
     _, program = load_program(out / "model.mlpackage")
     assert op_histogram(program) == info["mil_ops"] and info["mil_ops"]["conv"] == 3
     assert any(f["path"].startswith("model.mlpackage/") for f in m["files"])  # every file of the package hashed
+    # the package is rewritten deterministically (tests/robustness/test_reproducible.py rebuilds it)
+    pkg = json.loads((out / "model.mlpackage" / "Manifest.json").read_text())
+    assert {k: e["path"] for k, e in pkg["itemInfoEntries"].items()} == {
+        item_identifier(p): p for p in ("com.apple.CoreML/model.mlmodel", "com.apple.CoreML/weights")}
+    assert pkg["itemInfoEntries"][pkg["rootModelIdentifier"]]["name"] == "model.mlmodel"
+    meta = coremltools().models.MLModel(str(out / "model.mlpackage"), skip_model_load=True).user_defined_metadata
+    assert "com.github.apple.coremltools.version" in meta and CONVERSION_DATE not in meta
 
 
 def test_int8_is_weight_compression(tmp_path, monkeypatch):
