@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 
 from compiler import interrupts
-from compiler.artifacts import private_tmp
+from compiler.artifact.scratch import private_tmp
 from compiler.errors import BadInput, CompilerError, ParityFailure, resource_error
 from compiler.progress import Progress
 
@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--calib-samples", type=int, metavar="N", help="calibration samples (default: the spec's)")
     b.add_argument("--trust-pickle", action="store_true",
                    help="allow a .pt2 whose weights/inputs are pickled (loading it runs code from the file)")
+    b.add_argument("--cache", type=Path, metavar="DIR",
+                   help="stage cache directory (default $MODEL_COMPILER_CACHE, else ~/.cache/model-compiler)")
+    b.add_argument("--no-cache", action="store_true", help="reuse no stage result from disk and store none")
     b.add_argument("--quiet", action="store_true")
 
     g = sub.add_parser("golden", help="write golden vectors from PyTorch eager fp32 on real inputs")
@@ -132,32 +135,31 @@ def _interrupted() -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "build":
-        from compiler import pipeline
+        from compiler import build
 
         if (args.model is None) == (args.from_artifact is None):
             raise BadInput("build needs exactly one of --model SPEC or --from-artifact DIR.")
         if args.from_artifact is not None:
-            r = pipeline.build_from_artifact(args.from_artifact, args.target, Progress(quiet=args.quiet))
+            from compiler.build.from_artifact import build_from_artifact
+
+            r = build_from_artifact(args.from_artifact, args.target, Progress(quiet=args.quiet))
             if not r.passed:
                 raise ParityFailure(f"engine parity failed in {r.out_dir}: {'; '.join(r.parity.failures())}.")
             return 0
-
-        opts = pipeline.BuildOptions(
+        opts = build.BuildOptions(
             precision=args.precision, out=args.out, golden_dir=args.golden, pipeline=args.pipeline,
             exporter=args.exporter, verify_passes=args.verify_passes, dump_ir=args.dump_ir,
             calibrator=args.calibrator, calib_samples=args.calib_samples, trust_pickle=args.trust_pickle, calib=args.calib,
+            cache_dir=args.cache, use_cache=not args.no_cache,
         )
-        if args.precision == "best":
-            r = pipeline.build_best(args.model, args.target, opts, Progress(quiet=args.quiet))
-        else:
-            r = pipeline.build(args.model, args.target, opts, Progress(quiet=args.quiet))
+        r = build.run(args.model, args.target, opts, Progress(quiet=args.quiet))
         if not r.passed and r.failure is not None:
             raise ParityFailure(f"{r.failure}. The artifact is kept, marked failed, in {r.out_dir}/ (see report.md).")
         if not r.passed:
             raise ParityFailure(
                 f"parity failed for {r.manifest['model']['name']} on {r.manifest['target']['name']} "
-                f"({r.manifest['precision']}): {'; '.join(r.parity.failures())}. The artifact is kept, "
-                f"marked failed, in {r.out_dir}/ (see report.md)."
+                f"({r.manifest['precision']}): {'; '.join(r.parity.failures())}. The artifact is kept, marked failed, "
+                f"in {r.out_dir}/ (see report.md)."
             )
         return 0
     if args.command == "golden":
@@ -168,9 +170,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"golden vectors written to {out}/", file=sys.stderr)
         return 0
     if args.command == "verify":
-        from compiler import pipeline
+        from compiler.artifact.read import verify
 
-        rep = pipeline.verify(args.artifact, args.golden, args.on_device)
+        rep = verify(args.artifact, args.golden, args.on_device)
         print(json.dumps(rep.as_dict(), indent=2))
         if not rep.passed:
             raise ParityFailure(f"parity failed for {args.artifact}: {'; '.join(rep.failures())}.")

@@ -63,6 +63,11 @@ def load_torch(spec: ModelSpec) -> tuple[Any, tuple[Any, ...] | None]:
         except Exception as e:  # torch raises many types for a bad archive
             raise BadInput(f"{spec.source!r} is not a loadable torch.export .pt2 archive: {e}") from None
         return ep, None
+    if spec.source_kind is SourceKind.MODULE:
+        module, examples = spec.loaded
+        if not isinstance(module, torch.nn.Module):
+            raise BadInput(f"the model given is a {type(module).__name__}, not a torch.nn.Module.")
+        return module.eval(), examples
     if spec.source_kind is not SourceKind.FACTORY:
         raise BadInput(f"{spec.source!r} is an ONNX file: there is no PyTorch model to run.")
     result = call_factory(spec.source, "model factory")
@@ -164,9 +169,11 @@ def load(
     spec: ModelSpec,
     example_feeds: dict[str, np.ndarray] | None,
     log: Callable[[str], None] = lambda s: None,
+    loaded: tuple[Any, Any] | None = None,
 ) -> FrontendResult:
     """Produce the checked onnx_ir model for `spec`. `example_feeds` are real inputs (batch ≥ 2
-    where the batch is dynamic) used to trace; they are required for PyTorch sources."""
+    where the batch is dynamic) used to trace; they are required for PyTorch sources. `loaded`:
+    the (module, example inputs) `load_torch` already returned for this spec."""
     t0 = time.perf_counter()
     if spec.source_kind is SourceKind.ONNX:
         model = load_onnx(Path(spec.source), log)
@@ -175,7 +182,7 @@ def load(
 
     torch.set_num_threads(1)
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed" noise
-    module, examples = load_torch(spec)
+    module, examples = loaded if loaded is not None else load_torch(spec)
     names = input_names_of(module, examples, spec)
     if example_feeds is None:
         if examples is None:

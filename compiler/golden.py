@@ -20,7 +20,8 @@ import onnx_ir as ir
 
 from compiler import ir as irh
 from compiler import tolerances as tol_mod
-from compiler.artifacts import GOLDEN as GOLDEN_KIND, OutputSlot, write_json
+from compiler.artifact.files import write_json
+from compiler.artifact.slot import GOLDEN as GOLDEN_KIND, OutputSlot
 from compiler.datasets import Samples, read_npz
 from compiler.errors import BadInput
 from compiler.spec import ModelSpec, SourceKind

@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from compiler.errors import BadInput, unknown_name
-from compiler.tolerances import PRECISIONS
+from compiler.precision import Precision
 from compiler.tomlschema import Table, load_toml
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "targets" / "profiles"
@@ -108,8 +108,8 @@ class TargetProfile:
     backend: str
     description: str
     device: Device
-    precisions: tuple[str, ...]
-    default_precision: str
+    precisions: tuple[Precision, ...]
+    default_precision: Precision
     pipeline: str = "default"
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # backend options
     toolchain: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # version pins
@@ -120,8 +120,8 @@ class TargetProfile:
     def option(self, key: str, default: Any = None) -> Any:
         return self.options.get(key, default)
 
-    def check_precision(self, precision: str | None) -> str:
-        precision = precision or self.default_precision
+    def check_precision(self, precision: str | None) -> Precision:
+        precision = Precision.parse(precision) if precision else self.default_precision
         if precision not in self.precisions:
             raise BadInput(
                 f"target {self.name!r} does not support precision {precision!r}; it supports "
@@ -143,11 +143,11 @@ def load_profile(name: str) -> TargetProfile:
     device = Device(dev.req("name", str), dev.req("arch", str), dev.opt("notes", str, ""))
     dev.done()
     prec = t.sub("precision", required=True)
-    allowed = tuple(prec.req("allowed", list))
-    for p in allowed:
-        if p not in PRECISIONS:
-            raise BadInput(f"{path} [precision]: unknown precision {p!r}; known: {', '.join(PRECISIONS)}.")
-    default = prec.choice("default", allowed)
+    allowed = tuple(Precision.parse(p, f"{path} [precision] allowed") if isinstance(p, str) else p
+                    for p in prec.req("allowed", list))
+    if not all(isinstance(p, Precision) for p in allowed):
+        raise BadInput(f"{path} [precision]: allowed must be a list of precision names.")
+    default = Precision(prec.choice("default", [p.value for p in allowed]))
     prec.done()
     quant = _scheme(t.sub("quantization"), str(path))
     if "int8" in allowed and quant is None:

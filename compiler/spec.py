@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.artifacts import sha256_file
+from compiler.artifact.files import sha256_file
 from compiler.datasets import DataSource, NpzSource, PythonSource, SentencesSource, parse_source
 from compiler.errors import BadInput
 from compiler.tomlschema import Table, load_toml
@@ -29,6 +29,7 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 class SourceKind(enum.Enum):
     FACTORY = "factory"  # package.module:factory -> nn.Module or (nn.Module, example inputs)
+    MODULE = "module"  # an nn.Module handed to the Python API, with its example inputs
     ONNX = "onnx"
     PT2 = "pt2"
 
@@ -114,6 +115,7 @@ class ModelSpec:
     path: Path | None = None  # the spec file, or the model file
     sha256: str = ""
     trust_pickle: bool = False  # --trust-pickle: a .pt2 may unpickle (run code) when loaded
+    loaded: tuple | None = dataclasses.field(default=None, compare=False, repr=False)  # MODULE: (module, examples)
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -153,6 +155,19 @@ def calib_from_cli(ref: str, axes: tuple[tuple[str, int], ...] = ()) -> CalibSpe
     if ":" in ref:
         return CalibSpec(PythonSource(factory=ref, batch_axes=axes))
     raise BadInput(f"--calib {ref!r} must be an .npz file or package.module:factory.")
+
+
+def from_module(module: object, example_inputs: object, name: str | None = None) -> ModelSpec:
+    """A spec for an in-memory nn.Module (the Python API): it exports at `example_inputs`' shapes
+    (a tensor or a tuple of tensors), which are also its golden inputs."""
+    examples = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+    cls = type(module)
+    name = name or re.sub(r"[^a-z0-9._-]+", "-", cls.__name__.lower()).strip("-") or "model"
+    if not NAME_RE.match(name):
+        raise BadInput(f"model name {name!r} must be lower-case letters, digits, '.', '_' or '-'.")
+    source = f"{cls.__module__}.{cls.__qualname__} (in memory)"
+    return ModelSpec(name=name, source=source, source_kind=SourceKind.MODULE,
+                     sha256=hashlib.sha256(source.encode()).hexdigest(), loaded=(module, examples))
 
 
 def portable_path(path: Path) -> str:

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.errors import BadInput
+from compiler.precision import PRECISIONS, Precision
 from compiler.spec import OutputKind
 from compiler.tomlschema import Table, load_toml
 
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 METRIC_KEY = "@metric"
 
 
@@ -180,7 +180,5 @@ def _bounded(t: Table, key: str, v: float | int | None, low: float, high: float)
     return v
 
 
-def check_precision(precision: str) -> str:
-    if precision not in PRECISIONS:
-        raise BadInput(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}.")
-    return precision
+def check_precision(precision: str) -> Precision:
+    return Precision.parse(precision)

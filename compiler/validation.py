@@ -35,20 +35,29 @@ class Group:
         return sum(len(next(iter(r.values()))) for r in self.reference) if self.reference else 0
 
 
-def load(spec: ModelSpec, float_runner: Callable[[], Runner], log: Callable[[str], None] = lambda s: None) -> list[Group]:
-    """The spec's validation groups with the float model's outputs on them (none without a
-    ``[validation]`` table). A group under MIN_VALIDATION_SAMPLES samples is a spec error."""
+def inputs(spec: ModelSpec) -> list[tuple[str, list[dict[str, np.ndarray]]]]:
+    """The spec's validation groups as (label, batches of inputs); none without a
+    ``[validation]`` table. A group under MIN_VALIDATION_SAMPLES samples is a spec error."""
     if spec.validation is None:
         return []
-    groups = []
+    out = []
+    for label, source in spec.validation.groups:
+        samples = source.load()
+        if len(samples) < MIN_VALIDATION_SAMPLES:
+            raise BadInput(f"{spec.path or spec.name}: [validation] gives {len(samples)} sample(s) in group {label!r}; "
+                           f"precision decisions need at least {MIN_VALIDATION_SAMPLES} ({source.describe()}).")
+        out.append((label, [samples.take(i, i + BATCH).feeds for i in range(0, len(samples), BATCH)]))
+    return out
+
+
+def load(spec: ModelSpec, float_runner: Callable[[], Runner], log: Callable[[str], None] = lambda s: None,
+         given: list[tuple[str, list[dict[str, np.ndarray]]]] | None = None) -> list[Group]:
+    """The validation groups (`given`, or read from the spec) with the float model's outputs."""
+    batches = inputs(spec) if given is None else given
+    if not batches:
+        return []
     with float_runner() as runner:
-        for label, source in spec.validation.groups:
-            samples = source.load()
-            if len(samples) < MIN_VALIDATION_SAMPLES:
-                raise BadInput(f"{spec.path or spec.name}: [validation] gives {len(samples)} sample(s) in group {label!r}; "
-                               f"precision decisions need at least {MIN_VALIDATION_SAMPLES} ({source.describe()}).")
-            batches = [samples.take(i, i + BATCH).feeds for i in range(0, len(samples), BATCH)]
-            groups.append(Group(label, batches, [runner.run(b) for b in batches]))
+        groups = [Group(label, b, [runner.run(x) for x in b]) for label, b in batches]
     log(f"validation: {', '.join(f'{g.label} ({g.samples})' for g in groups)} sample(s) judge each candidate")
     return groups
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from compiler.artifacts import json_safe
+from compiler.artifact.files import json_safe
 from compiler.tolerances import MetricTolerance, Tolerance
 
 SNR_CAP_DB = 200.0  # an exact match has infinite SNR; JSON has no infinity, so cap it
@@ -37,6 +37,14 @@ class OutputParity:
         d["tolerance"] = self.tolerance.as_dict()
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> OutputParity:
+        """The inverse of `as_dict` (a statistic written as null — NaN — reads back as NaN)."""
+        nan = float("nan")
+        stats = {k: nan if d.get(k) is None else float(d[k]) for k in ("max_abs", "max_rel", "cosine", "snr_db")}
+        return cls(d["name"], **stats, topk_agreement=d.get("topk_agreement"), tolerance=Tolerance(**d["tolerance"]),
+                   passed=bool(d["passed"]), failures=list(d.get("failures", [])))
+
 
 @dataclass
 class MetricResult:
@@ -52,6 +60,11 @@ class MetricResult:
         d = dataclasses.asdict(self)
         d["tolerance"] = dataclasses.asdict(self.tolerance)
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MetricResult:
+        return cls(d["name"], d["reference"], d["engine"], d["delta"], d["samples"], MetricTolerance(**d["tolerance"]),
+                   bool(d["passed"]))
 
 
 @dataclass
@@ -97,6 +110,15 @@ class ParityReport:
         if self.precision_gate:
             d["precision_gate"] = list(self.precision_gate)
         return json_safe(d)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ParityReport:
+        """The inverse of `as_dict` (a cached verification reads back as the report it was)."""
+        return cls(d["precision"], {k: OutputParity.from_dict(v) for k, v in d["outputs"].items()},
+                   MetricResult.from_dict(d["metric"]) if d.get("metric") else None,
+                   {k: cls.from_dict(v) for k, v in d.get("variants", {}).items()},
+                   {k: cls.from_dict(v) for k, v in d.get("validation", {}).items()},
+                   list(d.get("precision_gate", [])))
 
 
 def _per_sample(a: np.ndarray) -> np.ndarray:

@@ -148,7 +148,7 @@ class TensorRtBackend(Backend):
                 )
             _build_plan(model_path, profile, precision, workdir)
             here.write(workdir)
-            from compiler.artifacts import sha256_file
+            from compiler.artifact.files import sha256_file
 
             info.update(versions, timing_cache_sha256=sha256_file(workdir / TIMING_CACHE),
                         built_for={"tensorrt": here.tensorrt, "gpu_arch": here.gpu_arch, "gpu_name": here.gpu_name})

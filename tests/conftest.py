@@ -11,6 +11,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("TVM_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Every test builds from scratch unless it asks for a cache (--cache DIR): a served stage would
+# hide what the test is about, and no test may write into the user's ~/.cache.
+os.environ["MODEL_COMPILER_CACHE"] = "off"
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

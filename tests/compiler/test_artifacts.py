@@ -9,7 +9,8 @@ import textwrap
 
 import pytest
 
-from compiler.artifacts import OutputSlot, file_table, replace_dir, sha256_file
+from compiler.artifact.files import file_table, sha256_file
+from compiler.artifact.slot import OutputSlot, replace_dir
 from compiler.errors import BadInput
 
 
@@ -127,7 +128,7 @@ def test_replace_dir_is_a_single_exchange(tmp_path):
     script = textwrap.dedent(f"""
         import os, shutil, signal
         from pathlib import Path
-        from compiler import artifacts
+        from compiler.artifact import slot as artifacts
         shutil.rmtree = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
         artifacts.replace_dir(Path({str(new)!r}), Path({str(final)!r}))
     """)

@@ -58,11 +58,11 @@ def test_dominated_lists_ours_beaten_by_an_as_accurate_flow_of_the_same_runtime_
 
 def test_an_artifact_that_fails_its_gate_is_listed_not_measured(tmp_path, monkeypatch):
     """A failed build is not what a user deploys: it does not compete, and the table says why."""
-    from compiler import pipeline, versus
+    from compiler import build, versus
     from compiler.verify import ParityReport
 
     failed = ParityReport("bf16", {}, precision_gate=["bf16 misses the gate"])
-    monkeypatch.setattr(pipeline, "build", lambda *a, **k: pipeline.BuildResult(tmp_path, False, failed, {}))
+    monkeypatch.setattr(build, "run", lambda *a, **k: build.BuildResult(tmp_path, False, failed, {}))
     flows, not_measured = versus.our_flows("digits-cnn", tmp_path, (("intel", "bf16"),), log=lambda s: None)
     assert flows == [] and not_measured == ["ours intel bf16: failed its gate (precision gate: bf16 misses the gate)"]
     md = versus.markdown([{"model": "m", "heldout": "h", "accuracy_measure": "a", "accuracy_bar": 0.9, "batches": [1],

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from compiler import golden, spec
-from compiler.artifacts import sha256_file
+from compiler.artifact.files import sha256_file
 from compiler.bench import bench
 from compiler.cli import main
 from tests.conftest import artifact_content_files

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler.pipeline import load_artifact
+from compiler.artifact.read import load_artifact
 from tests.models.conftest import build
 
 REPO = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from compiler.artifacts import seal
+from compiler.artifact.integrity import seal
 from compiler.cli import main
 
 

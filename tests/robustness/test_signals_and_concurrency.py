@@ -143,7 +143,8 @@ def test_artifact_verifies_from_any_directory_after_move_and_copy(previous, tmp_
 def test_a_signal_during_or_after_the_install_does_not_undo_it(tmp_path, monkeypatch):
     """The install is the commit point: SIGINT while the directory is swapped in waits for the
     swap, and afterwards is only reported — so exit 130 always means "nothing installed"."""
-    from compiler import artifacts, interrupts
+    from compiler import interrupts
+    from compiler.artifact import slot as artifacts
 
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signal handlers need the main thread")

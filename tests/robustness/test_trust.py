@@ -269,7 +269,7 @@ def test_5_a_malformed_interface_is_refused_naming_the_key(tiny, tmp_path, capsy
     art = _copy_art(tiny, tmp_path)
     m = json.loads((art / "manifest.json").read_text())
     m["interface"] = interface
-    from compiler.artifacts import seal
+    from compiler.artifact.integrity import seal
 
     seal(m)  # as a forger would: the interface check itself must refuse it
     (art / "manifest.json").write_text(json.dumps(m))

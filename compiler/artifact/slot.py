@@ -32,183 +32,43 @@ import contextlib
 import ctypes
 import errno
 import fcntl
-import hashlib
-import json
-import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from compiler import interrupts
+from compiler.artifact.files import MANIFEST, read_json_object
+from compiler.artifact.scratch import redirect_tmp
 from compiler.errors import BadInput
 
-MANIFEST = "manifest.json"
-VOLATILE = "build.json"  # time, host, durations, input locations: excluded from the content hash
 FAILED_SUFFIX = ".failed"
 ARTIFACT, GOLDEN, IR_DUMP = "artifact", "golden", "ir-dump"
 DUMP_MARKER = "dump.json"  # what makes a --dump-ir directory ours
 _SCRATCH = ("tmp-", "work-", "old-", "best-")  # .NAME.<kind>… leftovers a killed run can leave
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def file_table(root: Path, exclude: tuple[str, ...] = (MANIFEST, VOLATILE)) -> list[dict[str, Any]]:
-    """Every file under `root` (sorted), with size and sha256."""
-    rows = []
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root).as_posix()
-        if p.is_file() and rel not in exclude:
-            rows.append({"path": rel, "bytes": p.stat().st_size, "sha256": sha256_file(p)})
-    return rows
-
-
-def content_sha256(files: list[dict[str, Any]]) -> str:
-    """One hash over the file table: equal for two artifacts with identical content files."""
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f"{f['path']}\0{f['sha256']}\n".encode())
-    return h.hexdigest()
-
-
-SEAL = "manifest_sha256"  # the manifest's hash over its own content (every key but this one)
-
-
-def manifest_digest(manifest: dict[str, Any]) -> str:
-    """sha256 of the manifest's canonical JSON without its seal: an edit of any key changes it."""
-    body = {k: v for k, v in manifest.items() if k != SEAL}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()).hexdigest()
-
-
-def seal(manifest: dict[str, Any]) -> None:
-    """Set `content_sha256` (over the file table) and the manifest's own hash: `check_integrity`
-    then detects an edited manifest, an edited, missing or added file."""
-    manifest["content_sha256"] = content_sha256(manifest["files"])
-    manifest[SEAL] = manifest_digest(manifest)
-
-
-def check_integrity(root: Path, manifest: dict[str, Any], where: Path) -> None:
-    """Refuse (BadInput, naming what) an artifact whose manifest was edited after the build, or
-    whose files are not exactly the ones it lists, with their sha256. Integrity, not
-    authenticity: whoever rewrites every hash can forge an artifact (sign it for that)."""
-    if manifest.get(SEAL) != manifest_digest(manifest):
-        why = "has no seal (written by an older model-compiler?)" if SEAL not in manifest else "was edited after the build"
-        raise BadInput(f"{str(where)!r} {why}: its {SEAL} does not match its content; refusing to trust it. "
-                       "Rebuild the artifact.")
-    if manifest.get("content_sha256") != content_sha256(manifest["files"]):
-        raise BadInput(f"{str(where)!r}: content_sha256 does not match its file table; refusing to trust it.")
-    listed = {f["path"] for f in manifest["files"]}
-    for f in manifest["files"]:
-        p = root / f["path"]
-        if not p.is_file() or p.is_symlink():
-            raise BadInput(f"artifact file {str(p)!r} is missing (listed in {str(where)!r}).")
-        if sha256_file(p) != f["sha256"]:
-            raise BadInput(f"artifact file {str(p)!r} differs from its sha256 in the manifest (edited after the build).")
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root).as_posix()
-        if (p.is_file() or p.is_symlink()) and rel not in listed and rel not in (MANIFEST, VOLATILE):
-            raise BadInput(f"{str(p)!r} is not listed in {str(where)!r}: a file was added after the build; "
-                           "refusing to load the artifact.")
-
-
-def json_safe(value: Any) -> Any:
-    """`value` with every non-finite float replaced by None (strict JSON has no NaN/Infinity)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Strict JSON (no NaN/Infinity: a non-finite statistic is written as null)."""
-    path.write_text(json.dumps(json_safe(data), indent=2, sort_keys=False, allow_nan=False) + "\n")
-
-
-def _read_json_object(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def owner_kind(path: Path) -> str | None:
     """ARTIFACT or GOLDEN when `path` is a directory this program wrote, else None."""
-    m = _read_json_object(path / MANIFEST)
+    m = read_json_object(path / MANIFEST)
     if m is not None and {"schema", "status", "files"} <= m.keys():
         return ARTIFACT
-    meta = _read_json_object(path / "meta.json")
+    meta = read_json_object(path / "meta.json")
     if meta is not None and "reference" in meta and (path / "outputs.npz").is_file():
         return GOLDEN
-    marker = _read_json_object(path / DUMP_MARKER)
+    marker = read_json_object(path / DUMP_MARKER)
     if marker is not None and marker.get("written_by") == "model-compiler" and marker.get("kind") == IR_DUMP:
         return IR_DUMP
     return None
 
 
 def artifact_status(path: Path) -> str | None:
-    m = _read_json_object(path / MANIFEST)
+    m = read_json_object(path / MANIFEST)
     return None if m is None else m.get("status")
 
-
-@contextlib.contextmanager
-def redirect_tmp(directory: Path) -> Iterator[Path]:
-    """Every temporary file of this process goes to `directory` meanwhile: Python's `tempfile`
-    and native libraries that read $TMPDIR (ONNX Runtime writes a `.ses` file there on its first
-    session; torch's inductor cache defaults to a folder there)."""
-    old_tempdir, old_env = tempfile.tempdir, os.environ.get("TMPDIR")
-    tempfile.tempdir, os.environ["TMPDIR"] = str(directory), str(directory)
-    try:
-        yield directory
-    finally:
-        tempfile.tempdir = old_tempdir
-        if old_env is None:
-            os.environ.pop("TMPDIR", None)
-        else:
-            os.environ["TMPDIR"] = old_env
-
-
-_PRIVATE = "model-compiler-"
-
-
-@contextlib.contextmanager
-def private_tmp() -> Iterator[Path]:
-    """A scratch directory for one run of a command that holds no output slot (verify, bench),
-    in the system temp dir: every temporary file of the run goes there and is removed with it.
-    What a SIGKILLed run left is removed by the next run (its process no longer exists)."""
-    base = Path(tempfile.gettempdir())
-    for old in base.glob(f"{_PRIVATE}*-*"):
-        pid = old.name[len(_PRIVATE):].split("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(old, ignore_errors=True)
-    directory = Path(tempfile.mkdtemp(prefix=f"{_PRIVATE}{os.getpid()}-", dir=base))
-    try:
-        with redirect_tmp(directory):
-            yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # --- atomic swap ---------------------------------------------------------------------------
