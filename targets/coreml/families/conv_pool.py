@@ -30,7 +30,7 @@ def _spatial(node, n: int, kernel: list[int] | None = None):
 
 
 @lowering("Conv", since=1)
-def conv(node, ins, outs):
+def conv(ctx, node, ins, outs):
     x, w = ins[0], ins[1]
     b = ins[2] if len(ins) > 2 else None
     n = rank(x) - 2
@@ -41,7 +41,7 @@ def conv(node, ins, outs):
 
 
 @lowering("ConvTranspose", since=1)
-def conv_transpose(node, ins, outs):
+def conv_transpose(ctx, node, ins, outs):
     x, w = ins[0], ins[1]
     b = ins[2] if len(ins) > 2 else None
     n = rank(x) - 2
@@ -56,7 +56,7 @@ def conv_transpose(node, ins, outs):
 
 
 @lowering("MaxPool", "AveragePool", since=7)
-def pool(node, ins, outs):
+def pool(ctx, node, ins, outs):
     x = ins[0]
     if node.op_type == "MaxPool" and len(node.outputs) > 1 and node.outputs[1].uses():
         raise unsupported(node, "MaxPool's Indices output")
@@ -91,7 +91,7 @@ def _check_ceil(node, x, kernel, strides, pad) -> None:
 
 
 @lowering("GlobalAveragePool", "GlobalMaxPool", since=1)
-def global_pool(node, ins, outs):
+def global_pool(ctx, node, ins, outs):
     x = ins[0]
     axes = list(range(2, rank(x)))
     op = mb().reduce_mean if node.op_type == "GlobalAveragePool" else mb().reduce_max
@@ -99,7 +99,7 @@ def global_pool(node, ins, outs):
 
 
 @lowering("BatchNormalization", since=9)
-def batch_norm(node, ins, outs):
+def batch_norm(ctx, node, ins, outs):
     x, scale, bias, mean, var = ins[:5]
     if node.attributes.get_int("training_mode", 0):
         raise unsupported(node, "training_mode=1")

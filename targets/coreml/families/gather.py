@@ -13,11 +13,11 @@ from targets.coreml.lower import const, dims_of, dtype, lowering, mb, rank, shap
 
 def _on_ints(gather_fn):
     """MIL's gathers take no bool data: gather the mask as int32 and cast back."""
-    def wrapped(node, ins, outs):
+    def wrapped(ctx, node, ins, outs):
         x = ins[0]
         if isinstance(x, np.ndarray) or dtype(x) != "bool":
-            return gather_fn(node, ins, outs)
-        y = gather_fn(node, [mb().cast(x=x, dtype="int32"), *ins[1:]], outs)
+            return gather_fn(ctx, node, ins, outs)
+        y = gather_fn(ctx, node, [mb().cast(x=x, dtype="int32"), *ins[1:]], outs)
         return mb().cast(x=y, dtype="bool")
     wrapped.__name__ = gather_fn.__name__
     return wrapped
@@ -39,7 +39,7 @@ def _normalized(x, indices, axis: int):
 
 @lowering("Gather", since=1)
 @_on_ints
-def gather(node, ins, outs):
+def gather(ctx, node, ins, outs):
     x, indices = ins
     axis = node.attributes.get_int("axis", 0)
     axis = axis + rank(x) if axis < 0 else axis
@@ -51,7 +51,7 @@ def gather(node, ins, outs):
 
 @lowering("GatherElements", since=11)
 @_on_ints
-def gather_elements(node, ins, outs):
+def gather_elements(ctx, node, ins, outs):
     x, indices = ins
     axis = node.attributes.get_int("axis", 0)
     axis = axis + rank(x) if axis < 0 else axis
@@ -60,7 +60,7 @@ def gather_elements(node, ins, outs):
 
 @lowering("GatherND", since=11)
 @_on_ints
-def gather_nd(node, ins, outs):
+def gather_nd(ctx, node, ins, outs):
     x, indices = ins
     batch_dims = node.attributes.get_int("batch_dims", 0)
     c = const(indices)

@@ -71,7 +71,7 @@ def _reorder(a: np.ndarray, blocks: list[int], hidden: int) -> np.ndarray:
 
 
 @lowering("LSTM", since=7)
-def lstm(node, ins, outs):
+def lstm(ctx, node, ins, outs):
     hidden = node.attributes.get_int("hidden_size")
     direction = node.attributes.get_string("direction", "forward")
     if node.attributes.get_int("input_forget", 0):
@@ -99,7 +99,7 @@ def lstm(node, ins, outs):
 
 
 @lowering("GRU", since=7)
-def gru(node, ins, outs):
+def gru(ctx, node, ins, outs):
     hidden = node.attributes.get_int("hidden_size")
     direction = node.attributes.get_string("direction", "forward")
     if direction == "bidirectional":

@@ -13,7 +13,7 @@ _REDUCE = {"ReduceSum": "reduce_sum", "ReduceMean": "reduce_mean", "ReduceMax": 
 
 
 @lowering(*_REDUCE, since=1)
-def reduce(node, ins, outs):
+def reduce(ctx, node, ins, outs):
     x = ins[0]
     keep = bool(node.attributes.get_int("keepdims", 1))
     if len(ins) > 1 and ins[1] is not None:  # axes as an input (ReduceSum 13+, the rest 18+)
@@ -31,7 +31,7 @@ def reduce(node, ins, outs):
 
 
 @lowering("ArgMax", "ArgMin", since=1)
-def arg(node, ins, outs):
+def arg(ctx, node, ins, outs):
     if node.attributes.get_int("select_last_index", 0):
         raise unsupported(node, "select_last_index=1")
     op = mb().reduce_argmax if node.op_type == "ArgMax" else mb().reduce_argmin
@@ -39,7 +39,7 @@ def arg(node, ins, outs):
 
 
 @lowering("Softmax", "LogSoftmax", since=13)
-def softmax(node, ins, outs):
+def softmax(ctx, node, ins, outs):
     axis = node.attributes.get_int("axis", -1)
     if node.op_type == "Softmax":
         return mb().softmax(x=ins[0], axis=axis)
@@ -49,10 +49,10 @@ def softmax(node, ins, outs):
 
 
 @lowering("LayerNormalization", since=17)
-def layer_norm(node, ins, outs):
+def layer_norm(ctx, node, ins, outs):
     x, gamma = ins[0], ins[1]
     beta = ins[2] if len(ins) > 2 else None
-    if len(outs) > 1 and any(o.uses() for o in outs[1:]):
+    if any(o is not None and o.uses() for o in outs[1:]):
         raise unsupported(node, "LayerNormalization's Mean / InvStdDev outputs")
     axis = node.attributes.get_int("axis", -1)
     r = rank(x)
@@ -74,7 +74,7 @@ def layer_norm(node, ins, outs):
 
 
 @lowering("InstanceNormalization", since=6)
-def instance_norm(node, ins, outs):
+def instance_norm(ctx, node, ins, outs):
     x, gamma, beta = ins
     if const(gamma) is None or const(beta) is None:
         raise unsupported(node, "scale / bias computed at run time")

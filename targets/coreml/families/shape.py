@@ -28,7 +28,7 @@ def _axes(node, ins, index: int, attr: str = "axes") -> list[int] | None:
 
 
 @lowering("Shape", since=1)
-def shape_op(node, ins, outs):
+def shape_op(ctx, node, ins, outs):
     x = ins[0]
     start = node.attributes.get_int("start", 0)
     end = node.attributes.get_int("end", rank(x))
@@ -44,7 +44,7 @@ def shape_op(node, ins, outs):
 
 
 @lowering("Size", since=1)
-def size(node, ins, outs):
+def size(ctx, node, ins, outs):
     s = shape(ins[0])
     if all(d is not None for d in s):
         return np.array(int(np.prod(s)), np.int32)
@@ -52,7 +52,7 @@ def size(node, ins, outs):
 
 
 @lowering("Reshape", since=5)
-def reshape(node, ins, outs):
+def reshape(ctx, node, ins, outs):
     x, target = ins
     t = const(target)
     if t is None:  # a shape computed at run time: ONNX's 0 ("keep this dim") cannot be resolved here
@@ -72,7 +72,7 @@ def reshape(node, ins, outs):
 
 
 @lowering("Flatten", since=1)
-def flatten(node, ins, outs):
+def flatten(ctx, node, ins, outs):
     x = ins[0]
     axis = node.attributes.get_int("axis", 1)
     axis = axis + rank(x) if axis < 0 else axis
@@ -85,7 +85,7 @@ def flatten(node, ins, outs):
 
 
 @lowering("Squeeze", since=1)
-def squeeze(node, ins, outs):
+def squeeze(ctx, node, ins, outs):
     axes = _axes(node, ins, 1)
     x = ins[0]
     if axes is None:
@@ -96,7 +96,7 @@ def squeeze(node, ins, outs):
 
 
 @lowering("Unsqueeze", since=1)
-def unsqueeze(node, ins, outs):
+def unsqueeze(ctx, node, ins, outs):
     axes = _axes(node, ins, 1)
     x = ins[0]
     out_rank = rank(x) + len(axes)
@@ -107,7 +107,7 @@ def unsqueeze(node, ins, outs):
 
 
 @lowering("Transpose", since=1)
-def transpose(node, ins, outs):
+def transpose(ctx, node, ins, outs):
     x = ins[0]
     perm = list(node.attributes.get_ints("perm", list(range(rank(x)))[::-1]))
     if isinstance(x, np.ndarray):
@@ -116,7 +116,7 @@ def transpose(node, ins, outs):
 
 
 @lowering("Concat", since=4)
-def concat(node, ins, outs):
+def concat(ctx, node, ins, outs):
     axis = node.attributes.get_int("axis")
     parts = [v for v in ins if v is not None and 0 not in shape(v)]  # ONNX allows empty pieces; MIL does not
     if all(isinstance(v, np.ndarray) for v in parts):
@@ -127,7 +127,7 @@ def concat(node, ins, outs):
 
 
 @lowering("Split", since=2)
-def split(node, ins, outs):
+def split(ctx, node, ins, outs):
     x = ins[0]
     axis = node.attributes.get_int("axis", 0)
     sizes = _axes(node, ins, 1, "split")
@@ -145,7 +145,7 @@ def split(node, ins, outs):
 
 
 @lowering("Slice", since=10)
-def slice_(node, ins, outs):
+def slice_(ctx, node, ins, outs):
     x = ins[0]
     r = rank(x)
     axes = _axes(node, ins, 3)
@@ -208,7 +208,7 @@ def _need_const(node, v, what: str) -> np.ndarray:
 
 
 @lowering("Expand", since=8)
-def expand(node, ins, outs):
+def expand(ctx, node, ins, outs):
     x, target = ins
     if isinstance(x, np.ndarray) and const(target) is not None:
         return np.broadcast_to(x, np.broadcast_shapes(x.shape, tuple(int(v) for v in const(target)))).copy()
@@ -219,12 +219,12 @@ def expand(node, ins, outs):
 
 
 @lowering("Tile", since=6)
-def tile(node, ins, outs):
+def tile(ctx, node, ins, outs):
     return mb().tile(x=ins[0], reps=ins[1])
 
 
 @lowering("Range", since=11)
-def range_(node, ins, outs):
+def range_(ctx, node, ins, outs):
     start, limit, delta = ins
     if all(const(v) is not None for v in ins):
         return np.arange(const(start), const(limit), const(delta)).astype(np_dtype(dtype(start)))
@@ -239,7 +239,7 @@ def _scalar(v):
 
 
 @lowering("ConstantOfShape", since=9)
-def constant_of_shape(node, ins, outs):
+def constant_of_shape(ctx, node, ins, outs):
     attr = node.attributes.get("value")
     value = numpy_of(attr.as_tensor().numpy()).ravel()[0] if attr is not None else np.float32(0)
     if outs[0].dtype in DTYPES:
@@ -250,7 +250,7 @@ def constant_of_shape(node, ins, outs):
 
 
 @lowering("Pad", since=11)
-def pad(node, ins, outs):
+def pad(ctx, node, ins, outs):
     x = ins[0]
     mode = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}.get(node.attributes.get_string("mode", "constant"))
     if mode is None:
