@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from targets import onnx_attrs
 from targets.coreml.lower import DTYPES, const, dtype, lowering, mb, np_dtype, numpy_of, scalar, unsupported
 
 _BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Pow": "pow",
@@ -191,7 +192,4 @@ def gelu(ctx, node, ins, outs):
 
 @lowering("Constant", since=1)
 def constant(ctx, node, ins, outs):
-    attr = node.attributes.get("value")
-    if attr is None:
-        raise unsupported(node, f"a Constant without a tensor 'value' (has {sorted(node.attributes)})")
-    return numpy_of(attr.as_tensor().numpy())
+    return numpy_of(onnx_attrs.constant_value(node))

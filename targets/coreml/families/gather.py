@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from targets import onnx_attrs
 from targets.coreml.lower import const, dims_of, dtype, lowering, mb, rank, shape
 
 
@@ -31,7 +32,7 @@ def _normalized(x, indices, axis: int):
         if (c >= 0).all():
             return c
         if d is not None:
-            return np.where(c < 0, c + d, c).astype(np.int32)
+            return onnx_attrs.positive_indices(c, d).astype(np.int32)
     dim = dims_of(x)
     dim = np.int32(d) if d is not None else mb().gather(x=dim, indices=np.int32(axis), axis=0)
     return mb().select(cond=mb().less(x=indices, y=np.int32(0)), a=mb().add(x=indices, y=dim), b=indices)
@@ -41,8 +42,7 @@ def _normalized(x, indices, axis: int):
 @_on_ints
 def gather(ctx, node, ins, outs):
     x, indices = ins
-    axis = node.attributes.get_int("axis", 0)
-    axis = axis + rank(x) if axis < 0 else axis
+    axis = onnx_attrs.axis(node, rank(x))
     idx = _normalized(x, indices, axis)
     if isinstance(x, np.ndarray) and isinstance(idx, np.ndarray):
         return np.take(x, idx, axis=axis)
@@ -53,8 +53,7 @@ def gather(ctx, node, ins, outs):
 @_on_ints
 def gather_elements(ctx, node, ins, outs):
     x, indices = ins
-    axis = node.attributes.get_int("axis", 0)
-    axis = axis + rank(x) if axis < 0 else axis
+    axis = onnx_attrs.axis(node, rank(x))
     return mb().gather_along_axis(x=x, indices=_normalized(x, indices, axis), axis=axis, validate_indices=False)
 
 
@@ -72,7 +71,7 @@ def gather_nd(ctx, node, ins, outs):
         else:
             dims = mb().slice_by_index(x=mb().shape(x=x), begin=[batch_dims], end=[batch_dims + k])
         if c is not None and isinstance(dims, np.ndarray):
-            indices = np.where(c < 0, c + dims, c).astype(np.int32)
+            indices = onnx_attrs.positive_indices(c, dims).astype(np.int32)
         else:
             indices = mb().select(cond=mb().less(x=indices, y=np.int32(0)), a=mb().add(x=indices, y=dims), b=indices)
     return mb().gather_nd(x=x, indices=indices, batch_dims=batch_dims, validate_indices=False)
