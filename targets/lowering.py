@@ -1,13 +1,25 @@
-"""The op-lowering registry our hand-written backends share (TFLite via StableHLO, Core ML via
-MIL): one lowering function per ONNX (domain, op) and opset range, found per node, with a refusal
-that names the node, its op and what the backend does lower."""
+"""The lowering driver our hand-written backends share (TFLite via StableHLO, Core ML via MIL).
+
+Why by hand: neither target has an ONNX frontend we can use (see `targets.stablehlo.emit` and
+`targets.coreml.lower`), so both lower our IR op by op. What does not depend on the target lives
+here, once: the registry (one rule per ONNX (domain, op) and opset range, found per node, with a
+refusal that names the node, its op and what the backend does lower), the graph walk, value
+lookup (graph inputs, initializers, produced values, omitted optional inputs and outputs), the
+check that each rule gave the rank and element type ONNX inferred, and the refusal messages.
+A backend supplies a small adapter (`Backend`): its element types, how to make a constant, what
+a rule is told about an output, and how its function opens and returns. ONNX attribute
+semantics both backends read are in `targets.onnx_attrs`.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+import numpy as np
 import onnx_ir as ir
 
 from compiler.errors import ToolchainRefused
@@ -65,6 +77,114 @@ class Lowerings:
             f"{self.label}: {node.op_type} node {node.name!r} ({node.domain or 'ai.onnx'}::{node.op_type}) has no lowering. "
             f"Supported ops: {', '.join(self.known())}."
         )
+
+
+class Refused(Exception):
+    """A form of an op the lowering does not take, raised where the backend and node are not at hand
+    (the shared ONNX helpers, `targets.onnx_attrs`); the driver names both."""
+
+
+class Backend(Protocol):
+    """What one lowering supplies to the shared driver (`lower_graph`). The backend object is also
+    the `ctx` every rule receives: ``rule(ctx, node, inputs, outputs)``, `inputs` the lowered
+    values (None for an omitted optional input), `outputs` the backend's type of each output
+    (None for an omitted optional output); a rule returns one value or one per output."""
+
+    lowerings: Lowerings
+    refusals: tuple[type[Exception], ...]  # errors of the backend's builder that mean "this form is not supported"
+    builder: str  # who raises them, for the refusal ("the MIL builder")
+
+    def element(self, dtype: ir.DataType | None) -> str | None:
+        """The backend's element type for an ONNX one; None where it has none."""
+
+    def rank(self, x: Any) -> int: ...
+
+    def element_of(self, x: Any) -> str: ...
+
+    def constant_of(self, x: Any) -> np.ndarray | None:
+        """The compile-time value of a lowered value, if it has one."""
+
+    def const(self, array: np.ndarray, element: str) -> Any:
+        """An initializer as a lowered value."""
+
+    def out_type(self, value: ir.Value, node: ir.Node) -> Any:
+        """What a rule is told about an output it must produce."""
+
+    def function(self, inputs: list[ir.Value]) -> AbstractContextManager[list[Any]]:
+        """Open the lowered function; yields the lowered graph inputs."""
+
+    def returns(self, outputs: list[ir.Value], results: list[Any]) -> None:
+        """Close the function on the lowered graph outputs."""
+
+
+def lower_graph(model: ir.Model, backend: Backend) -> Counter:
+    """Lower every node of `model` through `backend`'s rules, in one topological walk; returns
+    the ONNX op types lowered. Each produced value must have the rank and element type ONNX
+    inferred for it."""
+    model = infer_missing(model)
+    graph = model.graph
+    graph.sort()  # the fp16 converter appends its input casts after their readers
+    versions = opsets(model)
+    label = backend.lowerings.label
+    inputs = [v for v in graph.inputs if v.name not in graph.initializers]
+    for v in inputs:
+        if backend.element(v.dtype) is None:
+            raise ToolchainRefused(f"{label}: graph input {v.name!r} has element type {v.dtype}, which is not supported.")
+        if v.shape is None:
+            raise ToolchainRefused(f"{label}: graph input {v.name!r} has no known rank; it is needed to lower it.")
+    env: dict[str, Any] = {}
+    ops: Counter = Counter()
+
+    def value(v: ir.Value | None, user: str) -> Any:
+        """The lowered value of `v` (None: an omitted optional input); `user` says who reads it."""
+        if v is None or not v.name and v.producer() is None and v.const_value is None:
+            return None
+        if v.name in env:
+            return env[v.name]
+        if v.const_value is not None:
+            element = backend.element(v.dtype)
+            if element is None:
+                raise ToolchainRefused(f"{label}: constant {v.name!r} ({user}) has element type {v.dtype}, which is not supported.")
+            env[v.name] = backend.const(v.const_value.numpy(), element)
+            return env[v.name]
+        raise ToolchainRefused(f"{label}: {v.name!r} ({user}) is read but nothing produced it.")
+
+    with backend.function(inputs) as args:
+        env.update((v.name, a) for v, a in zip(inputs, args))
+        for node in graph:
+            rule = backend.lowerings.find(node, versions)
+            ins = [value(v, f"input of {node.op_type} node {node.name!r}") for v in node.inputs]
+            outs = [_out_type(backend, o, node) if o.name or o.uses() else None for o in node.outputs]
+            try:
+                res = rule.fn(backend, node, ins, outs)
+            except Refused as e:
+                raise backend.lowerings.unsupported(node, str(e)) from e
+            except backend.refusals as e:
+                raise backend.lowerings.unsupported(
+                    node, f"this input combination ({backend.builder} refused it: {str(e).splitlines()[0]})") from e
+            for o, r, want in zip(node.outputs, res if isinstance(res, (list, tuple)) else [res], outs):
+                if want is not None and r is not None:
+                    _check(backend, node, o, r)
+                    env[o.name] = r
+            ops[node.op_type] += 1
+        backend.returns(list(graph.outputs), [value(v, "graph output") for v in graph.outputs])
+    return ops
+
+
+def _out_type(backend: Backend, o: ir.Value, node: ir.Node) -> Any:
+    if o.dtype is not None and backend.element(o.dtype) is None:
+        raise backend.lowerings.unsupported(node, f"output {o.name!r} of element type {o.dtype}")
+    return backend.out_type(o, node)
+
+
+def _check(backend: Backend, node: ir.Node, o: ir.Value, r: Any) -> None:
+    """A rule must give each output the rank and element type ONNX inferred for it."""
+    where = f"{backend.lowerings.label} of {node.op_type} node {node.name!r}"
+    if o.shape is not None and backend.rank(r) != len(o.shape):
+        raise AssertionError(f"{where} gave rank {backend.rank(r)} for {o.name!r}, ONNX inferred rank {len(o.shape)}")
+    want = backend.element(o.dtype)
+    if want is not None and backend.element_of(r) != want:
+        raise AssertionError(f"{where} gave element type {backend.element_of(r)} for {o.name!r}, expected {want}")
 
 
 def _defined_in(op: str, version: int) -> int:

@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Union
 
 import numpy as np
 import onnx_ir as ir
 
-from compiler.errors import ToolchainRefused
-from targets.lowering import Lowerings, infer_missing, opsets
+from targets.lowering import Lowerings, lower_graph
 
 LOWERINGS = Lowerings("Core ML lowering")
 lowering = LOWERINGS.register
@@ -130,8 +131,6 @@ class Lowered:
 def _dims(value: ir.Value, symbols: dict[str, Any]) -> tuple:
     from coremltools.converters.mil.mil import get_new_symbol
 
-    if value.shape is None:
-        raise ToolchainRefused(f"Core ML lowering: graph input {value.name!r} has no known rank; it is needed to lower it.")
     out = []
     for d in value.shape:
         if isinstance(d, int):
@@ -143,96 +142,92 @@ def _dims(value: ir.Value, symbols: dict[str, Any]) -> tuple:
     return tuple(out)
 
 
-def lower(model: ir.Model) -> Lowered:
-    """The model as a one-function MIL program ("main")."""
-    import coremltools as ct
-    from coremltools.converters.mil.mil import Function, Program, types
+class Program:
+    """The Core ML side of the shared lowering driver (`targets.lowering.lower_graph`): MIL
+    placeholders for the graph inputs, numpy arrays for constants, named outputs. Rules receive it
+    as their `ctx`; they build with `mb()` (coremltools' builder is global inside a function)."""
 
-    from targets.coreml import families  # noqa: F401  (registers every op family)
+    lowerings = LOWERINGS
+    refusals = (ValueError, TypeError)  # the MIL builder's type / shape checks
+    builder = "the MIL builder"
 
-    model = infer_missing(model)
-    graph = model.graph
-    graph.sort()  # the fp16 converter appends its input casts after their readers
-    versions = opsets(model)
-    inputs = [v for v in graph.inputs if v.name not in graph.initializers]
-    symbols: dict[str, Any] = {}
-    placeholders = {}
-    taken: set[str] = set()
+    def __init__(self) -> None:
+        self.inputs: list[dict[str, Any]] = []
+        self.outputs: list[dict[str, Any]] = []
+        self.fn: Any = None
+        self._taken: set[str] = set()
 
-    def unique(name: str) -> str:
+    @staticmethod
+    def element(onnx_dtype: ir.DataType | None) -> str | None:
+        return DTYPES[onnx_dtype][0] if onnx_dtype in DTYPES else None
+
+    @staticmethod
+    def rank(x: Value) -> int:
+        return rank(x)
+
+    @staticmethod
+    def element_of(x: Value) -> str:
+        return dtype(x)
+
+    @staticmethod
+    def constant_of(x: Value) -> np.ndarray | None:
+        return const(x)
+
+    @staticmethod
+    def const(array: np.ndarray, element: str) -> np.ndarray:
+        return numpy_of(array)  # MIL's dtype: int64 → int32, float64 → fp32
+
+    @staticmethod
+    def out_type(value: ir.Value, node: ir.Node) -> ir.Value:
+        return value  # the rules read its ONNX element type (Cast, ConstantOfShape)
+
+    def _unique(self, name: str) -> str:
         """A MIL name for an I/O tensor, distinct even where two ONNX names sanitize alike ("a.b", "a_b")."""
         base, k = mil_name(name), 1
         out = base
-        while out in taken:
+        while out in self._taken:
             out, k = f"{base}_{k}", k + 1
-        taken.add(out)
+        self._taken.add(out)
         return out
 
-    io_in = []
-    for v in inputs:
-        if v.dtype not in DTYPES:
-            raise ToolchainRefused(f"Core ML lowering: graph input {v.name!r} has element type {v.dtype}, which Core ML inputs do not take.")
-        name = unique(v.name)
-        mil_dtype = DTYPES[v.dtype][0]
-        dims = _dims(v, symbols)
-        # Core ML has no rank-0 inputs or outputs: a scalar travels as shape (1,) ("scalar" in the I/O table)
-        placeholders[name] = mb().placeholder(shape=dims or (1,), dtype=types.string_to_builtin(mil_dtype))
-        io_in.append({"name": v.name, "mil_name": name, "dtype": mil_dtype,
-                      "shape": [d if isinstance(d, int) else str(d) for d in v.shape], "scalar": not dims})
-    env: dict[str, Value] = {}
-    ops: Counter = Counter()
+    @contextmanager
+    def function(self, inputs: list[ir.Value]) -> Iterator[list[Any]]:
+        import coremltools as ct
+        from coremltools.converters.mil.mil import Function, types
 
-    def value(v: ir.Value | None, user: str) -> Value | None:
-        if v is None or not v.name and v.producer() is None and v.const_value is None:
-            return None
-        if v.name in env:
-            return env[v.name]
-        if v.const_value is not None:
-            if v.dtype not in DTYPES:
-                raise ToolchainRefused(f"Core ML lowering: constant {v.name!r} ({user}) has element type {v.dtype}, which MIL does not hold.")
-            env[v.name] = numpy_of(v.const_value.numpy())
-            return env[v.name]
-        raise ToolchainRefused(f"Core ML lowering: {v.name!r} ({user}) is read but nothing produced it.")
+        symbols: dict[str, Any] = {}
+        placeholders = {}
+        for v in inputs:
+            name = self._unique(v.name)
+            mil_dtype = DTYPES[v.dtype][0]
+            dims = _dims(v, symbols)
+            # Core ML has no rank-0 inputs or outputs: a scalar travels as shape (1,) ("scalar" in the I/O table)
+            placeholders[name] = mb().placeholder(shape=dims or (1,), dtype=types.string_to_builtin(mil_dtype))
+            self.inputs.append({"name": v.name, "mil_name": name, "dtype": mil_dtype,
+                                "shape": [d if isinstance(d, int) else str(d) for d in v.shape], "scalar": not dims})
+        with Function(placeholders, opset_version=getattr(ct.target, OPSET)) as fn:
+            self.fn = fn
+            yield [mb().squeeze(x=fn.inputs[io["mil_name"]]) if io["scalar"] else fn.inputs[io["mil_name"]]
+                   for io in self.inputs]
 
-    with Function(placeholders, opset_version=getattr(ct.target, OPSET)) as fn:
-        for v, io in zip(inputs, io_in):
-            env[v.name] = mb().squeeze(x=fn.inputs[io["mil_name"]]) if io["scalar"] else fn.inputs[io["mil_name"]]
-        for node in graph:
-            rule = LOWERINGS.find(node, versions)
-            for o in node.outputs:
-                if (o.name or o.uses()) and o.dtype is not None and o.dtype not in DTYPES:
-                    raise unsupported(node, f"output {o.name!r} of element type {o.dtype}")
-            ins = [value(v, f"input of {node.op_type} node {node.name!r}") for v in node.inputs]
-            try:
-                res = rule.fn(node, ins, list(node.outputs))
-            except (ValueError, TypeError) as e:  # the MIL builder's type / shape checks
-                raise unsupported(node, f"this input combination (the MIL builder refused it: {str(e).splitlines()[0]})") from e
-            res = [res] if not isinstance(res, (list, tuple)) else list(res)
-            for o, r in zip(node.outputs, res):
-                if r is None:
-                    continue
-                _check(node, o, r)
-                env[o.name] = r
-            ops[node.op_type] += 1
-        results, io_out = [], []
-        for v in graph.outputs:
-            r = value(v, "graph output")
-            name = unique(v.name)
+    def returns(self, outputs: list[ir.Value], results: list[Value]) -> None:
+        named = []
+        for v, r in zip(outputs, results):
+            name = self._unique(v.name)
             scalar_out = rank(r) == 0
-            r = mb().expand_dims(x=r, axes=[0], name=name) if scalar_out else mb().identity(x=r, name=name)
-            results.append(r)
-            io_out.append({"name": v.name, "mil_name": name, "dtype": dtype(r), "scalar": scalar_out})
-        fn.set_outputs(results)
-    program = Program()
-    program.add_function("main", fn)
-    return Lowered(program, io_in, io_out, ops)
+            named.append(mb().expand_dims(x=r, axes=[0], name=name) if scalar_out else mb().identity(x=r, name=name))
+            self.outputs.append({"name": v.name, "mil_name": name, "dtype": dtype(named[-1]), "scalar": scalar_out})
+        self.fn.set_outputs(named)
 
 
-def _check(node: ir.Node, o: ir.Value, r: Value) -> None:
-    """A lowering must give each output the rank and element type ONNX inferred for it."""
-    if o.shape is not None and rank(r) != len(o.shape):
-        raise AssertionError(f"Core ML lowering of {node.op_type} node {node.name!r} gave rank {rank(r)} for {o.name!r}, "
-                             f"ONNX inferred rank {len(o.shape)}")
-    if o.dtype in DTYPES and dtype(r) != DTYPES[o.dtype][0]:
-        raise AssertionError(f"Core ML lowering of {node.op_type} node {node.name!r} gave {dtype(r)} for {o.name!r}, "
-                             f"expected {DTYPES[o.dtype][0]}")
+def lower(model: ir.Model) -> Lowered:
+    """The model as a one-function MIL program ("main")."""
+    from coremltools.converters.mil.mil import Program as MilProgram
+
+    from targets.coreml import families  # noqa: F401  (registers every op family)
+
+    p = Program()
+    ops = lower_graph(model, p)
+    program = MilProgram()
+    program.add_function("main", p.fn)
+    return Lowered(program, p.inputs, p.outputs, ops)

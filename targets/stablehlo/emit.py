@@ -18,13 +18,12 @@ the Interpreter resizes per call.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import onnx_ir as ir
 
-from compiler.errors import ToolchainRefused
 from targets.lowering import Lowerings
 
 # ONNX element type → MLIR element type.
@@ -72,17 +71,6 @@ class Val:
     quant: tuple[str, str] | None = None  # (quantized MLIR type, ONNX storage type) of a Q output
 
 
-def ir_type(value: ir.Value, node: ir.Node | None = None) -> T:
-    if value.dtype not in ELEMENT:
-        raise unsupported(node, f"element type {value.dtype} of {value.name!r}")
-    if value.shape is None:
-        raise ToolchainRefused(
-            f"TFLite lowering: {value.name!r}" + (f" (output of {node.op_type} node {node.name!r})" if node else "")
-            + " has no inferred shape; its rank is needed to lower it."
-        )
-    return T(tuple(d if isinstance(d, int) else None for d in value.shape), ELEMENT[value.dtype])
-
-
 def _dense(array: np.ndarray, dtype: str) -> str:
     if dtype == "i1":
         if array.size == 0:
@@ -109,11 +97,10 @@ def _nested_bools(a: np.ndarray) -> str:
 
 
 class Emitter:
-    """Collects one function's body; `env` maps ONNX value names to emitted values."""
+    """Collects one function's body (`targets.stablehlo.module.Module` wraps it in the function)."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self.env: dict[str, Val] = {}
         self._n = 0
         self._consts: dict[tuple, Val] = {}  # small constants, emitted once
         self._dims: dict[tuple[str, int], Val] = {}  # run-time dim reads, one per value and axis
@@ -353,10 +340,8 @@ def broadcast_shape(a: Sequence[int | None], b: Sequence[int | None]) -> tuple[i
     return tuple(out)
 
 
-# -- the lowering registry (shared with the Core ML backend: targets/lowering.py) -----------
+# -- the TFLite lowering's registry (the driver is shared with Core ML: targets/lowering.py) --
 
-Lowering = Callable[["Emitter", ir.Node, list["Val | None"], list[T]], "list[Val] | Val"]
 LOWERINGS = Lowerings("TFLite lowering")
 lowering = LOWERINGS.register
-find_rule = LOWERINGS.find
 unsupported = LOWERINGS.unsupported

@@ -1,16 +1,21 @@
-"""Lower a whole ONNX graph to one StableHLO ``func.func @main`` through the registered lowerings."""
+"""Lower a whole ONNX graph to one StableHLO ``func.func @main``: the TFLite side of the shared
+lowering driver (`targets.lowering.lower_graph`), which walks the graph and calls the registered
+family rules; this adapter types values, makes constants and writes the function around the body."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import numpy as np
 import onnx_ir as ir
 
 from compiler.errors import ToolchainRefused
+from targets.lowering import lower_graph
 from targets.stablehlo import families  # noqa: F401  (registers every op family)
-from targets.lowering import infer_missing, opsets
-from targets.stablehlo.emit import ELEMENT, Emitter, Val, find_rule, ir_type
+from targets.stablehlo.emit import ELEMENT, LOWERINGS, Emitter, T, Val, unsupported
 
 
 @dataclass
@@ -21,54 +26,67 @@ class Lowered:
     ops: Counter = field(default_factory=Counter)  # ONNX op types lowered
 
 
+def ir_type(value: ir.Value, node: ir.Node | None = None) -> T:
+    if value.dtype not in ELEMENT:
+        raise unsupported(node, f"element type {value.dtype} of {value.name!r}")
+    if value.shape is None:
+        raise ToolchainRefused(
+            f"TFLite lowering: {value.name!r}" + (f" (output of {node.op_type} node {node.name!r})" if node else "")
+            + " has no inferred shape; its rank is needed to lower it."
+        )
+    return T(tuple(d if isinstance(d, int) else None for d in value.shape), ELEMENT[value.dtype])
+
+
+class Module(Emitter):
+    """The emitter as the driver's backend: rules receive it as their `ctx`."""
+
+    lowerings = LOWERINGS
+    refusals = ()  # the emitter checks nothing itself: the rules refuse by name
+    builder = "the StableHLO emitter"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.args: list[str] = []
+        self.inputs: list[str] = []
+        self.outputs: list[str] = []
+        self.text = ""
+
+    @staticmethod
+    def element(dtype: ir.DataType | None) -> str | None:
+        return ELEMENT.get(dtype)
+
+    @staticmethod
+    def rank(x: Val) -> int:
+        return x.type.rank
+
+    @staticmethod
+    def element_of(x: Val) -> str:
+        return x.quant[1] if x.quant is not None else x.type.dtype  # a Q output: its storage type
+
+    @staticmethod
+    def constant_of(x: Val) -> np.ndarray | None:
+        return x.const
+
+    @staticmethod
+    def out_type(value: ir.Value, node: ir.Node) -> T:
+        return ir_type(value, node)
+
+    @contextmanager
+    def function(self, inputs: list[ir.Value]) -> Iterator[list[Val]]:
+        args = [Val(f"%arg{i}", ir_type(v)) for i, v in enumerate(inputs)]
+        self.args = [f"{a.name}: {a.type}" for a in args]
+        self.inputs = [v.name for v in inputs]
+        yield args
+
+    def returns(self, outputs: list[ir.Value], results: list[Val]) -> None:
+        self.outputs = [v.name for v in outputs]
+        sig_out = ", ".join(str(r.type) for r in results)
+        body = "\n    ".join(self.lines)
+        ret = f'"func.return"({", ".join(r.name for r in results)}) : ({sig_out}) -> ()'
+        self.text = f"module {{\n  func.func @main({', '.join(self.args)}) -> ({sig_out}) {{\n    {body}\n    {ret}\n  }}\n}}\n"
+
+
 def lower(model: ir.Model) -> Lowered:
-    model = infer_missing(model)
-    graph = model.graph
-    e = Emitter()
-    versions = opsets(model)
-    args = []
-    inputs = [v for v in graph.inputs if v.name not in graph.initializers]
-    for i, v in enumerate(inputs):
-        t = ir_type(v)
-        name = f"%arg{i}"
-        e.env[v.name] = Val(name, t)
-        args.append(f"{name}: {t}")
-    ops: Counter = Counter()
-
-    def value(v: ir.Value | None, user: str) -> Val | None:
-        """The emitted value of `v`; `user` says who reads it (for messages)."""
-        if v is None or not v.name and v.producer() is None and v.const_value is None:
-            return None
-        if v.name in e.env:
-            return e.env[v.name]
-        if v.const_value is not None:
-            if v.dtype not in ELEMENT:
-                raise ToolchainRefused(f"TFLite lowering: constant {v.name!r} ({user}) has element type {v.dtype}, "
-                                       "which is not supported.")
-            c = e.const(v.const_value.numpy(), ELEMENT[v.dtype])
-            e.env[v.name] = c
-            return c
-        raise ToolchainRefused(f"TFLite lowering: {v.name!r} ({user}) is read but nothing produced it.")
-
-    for node in graph:
-        rule = find_rule(node, versions)
-        ins = [value(v, f"input of {node.op_type} node {node.name!r}") for v in node.inputs]
-        outs = [ir_type(o, node) if o.name or o.uses() else None for o in node.outputs]  # None: an omitted optional output
-        res = rule.fn(e, node, ins, outs)
-        res = [res] if isinstance(res, Val) else list(res)
-        for o, r, want in zip(node.outputs, res, outs):
-            if want is None:
-                continue
-            dtype = r.quant[1] if r.quant is not None else r.type.dtype
-            if r.type.rank != want.rank or dtype != want.dtype:
-                raise AssertionError(f"lowering of {node.op_type} node {node.name!r} gave {r.type} for {o.name!r}, "
-                                     f"expected {want}")
-            e.env[o.name] = r
-        ops[node.op_type] += 1
-
-    results = [value(v, "graph output") for v in graph.outputs]  # a node's, a graph input, or a constant
-    sig_out = ", ".join(str(r.type) for r in results)
-    body = "\n    ".join(e.lines)
-    ret = f'"func.return"({", ".join(r.name for r in results)}) : ({sig_out}) -> ()'
-    text = (f"module {{\n  func.func @main({', '.join(args)}) -> ({sig_out}) {{\n    {body}\n    {ret}\n  }}\n}}\n")
-    return Lowered(text, [v.name for v in inputs], [v.name for v in graph.outputs], ops)
+    m = Module()
+    ops = lower_graph(model, m)
+    return Lowered(m.text, m.inputs, m.outputs, ops)

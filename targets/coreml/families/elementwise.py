@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from targets import onnx_attrs
 from targets.coreml.lower import DTYPES, const, dtype, lowering, mb, np_dtype, numpy_of, scalar, unsupported
 
 _BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Pow": "pow",
@@ -21,7 +22,7 @@ _UNARY = {"Abs": "abs", "Exp": "exp", "Log": "log", "Sqrt": "sqrt", "Tanh": "tan
 
 
 @lowering(*_BINARY, since=7)
-def binary(node, ins, outs):
+def binary(ctx, node, ins, outs):
     a, b = ins
     if node.op_type == "Pow" and dtype(b) != dtype(a):  # ONNX allows an exponent of another type
         b = b.astype(np_dtype(dtype(a))) if isinstance(b, np.ndarray) else mb().cast(x=b, dtype=dtype(a))
@@ -31,7 +32,7 @@ def binary(node, ins, outs):
 
 
 @lowering("Div", since=7)
-def div(node, ins, outs):
+def div(ctx, node, ins, outs):
     a, b = ins
     if dtype(a).startswith("fp"):
         return mb().real_div(x=a, y=b)
@@ -41,7 +42,7 @@ def div(node, ins, outs):
 
 
 @lowering("Max", "Min", "Sum", "Mean", since=6)
-def variadic(node, ins, outs):
+def variadic(ctx, node, ins, outs):
     name = {"Max": "maximum", "Min": "minimum", "Sum": "add", "Mean": "add"}[node.op_type]
     acc = ins[0]
     for x in ins[1:]:
@@ -54,22 +55,22 @@ def variadic(node, ins, outs):
 
 
 @lowering(*_UNARY, since=6)
-def unary(node, ins, outs):
+def unary(ctx, node, ins, outs):
     return getattr(mb(), _UNARY[node.op_type])(x=ins[0])
 
 
 @lowering("Reciprocal", since=6)
-def reciprocal(node, ins, outs):
+def reciprocal(ctx, node, ins, outs):
     return mb().real_div(x=scalar(1, ins[0]), y=ins[0])  # MIL's inverse adds epsilon=1e-4 to x
 
 
 @lowering("Neg", since=6)
-def neg(node, ins, outs):
+def neg(ctx, node, ins, outs):
     return mb().mul(x=ins[0], y=scalar(-1, ins[0]))
 
 
 @lowering("Identity", "Dropout", since=1)
-def identity(node, ins, outs):
+def identity(ctx, node, ins, outs):
     if node.op_type == "Dropout" and len(node.outputs) > 1 and node.outputs[1].uses():
         raise unsupported(node, "Dropout's mask output")
     if node.op_type == "Dropout" and len(ins) > 2 and ins[2] is not None and (const(ins[2]) is None or const(ins[2]).any()):
@@ -78,7 +79,7 @@ def identity(node, ins, outs):
 
 
 @lowering("Cast", since=6)
-def cast(node, ins, outs):
+def cast(ctx, node, ins, outs):
     to = outs[0].dtype
     if to not in DTYPES:
         raise unsupported(node, f"a cast to {to}")
@@ -89,7 +90,7 @@ def cast(node, ins, outs):
 
 
 @lowering("Where", since=9)
-def where(node, ins, outs):
+def where(ctx, node, ins, outs):
     cond, a, b = ins
     if not _covers([_raw_shape(a), _raw_shape(b)], _raw_shape(cond)):
         # coremltools types select's output from a and b only (cond's shape is ignored, though the
@@ -116,12 +117,12 @@ def _covers(shapes: list[tuple], target: tuple) -> bool:
 
 
 @lowering("IsNaN", since=9)
-def isnan(node, ins, outs):
+def isnan(ctx, node, ins, outs):
     return mb().not_equal(x=ins[0], y=ins[0])  # NaN is the only value unequal to itself
 
 
 @lowering("IsInf", since=10)
-def isinf(node, ins, outs):
+def isinf(ctx, node, ins, outs):
     x = ins[0]
     pos = mb().equal(x=x, y=scalar(np.inf, x))
     neg_ = mb().equal(x=x, y=scalar(-np.inf, x))
@@ -137,7 +138,7 @@ def isinf(node, ins, outs):
 
 
 @lowering("Clip", since=11)
-def clip(node, ins, outs):
+def clip(ctx, node, ins, outs):
     x = ins[0]
     lo = ins[1] if len(ins) > 1 else None
     hi = ins[2] if len(ins) > 2 else None
@@ -158,40 +159,37 @@ def clip(node, ins, outs):
 
 
 @lowering("LeakyRelu", since=6)
-def leaky_relu(node, ins, outs):
+def leaky_relu(ctx, node, ins, outs):
     return mb().leaky_relu(x=ins[0], alpha=node.attributes.get_float("alpha", 0.01))
 
 
 @lowering("Elu", since=6)
-def elu(node, ins, outs):
+def elu(ctx, node, ins, outs):
     return mb().elu(x=ins[0], alpha=node.attributes.get_float("alpha", 1.0))
 
 
 @lowering("HardSigmoid", since=6)
-def hard_sigmoid(node, ins, outs):
+def hard_sigmoid(ctx, node, ins, outs):
     return mb().sigmoid_hard(x=ins[0], alpha=node.attributes.get_float("alpha", 0.2), beta=node.attributes.get_float("beta", 0.5))
 
 
 @lowering("HardSwish", since=14)
-def hard_swish(node, ins, outs):
+def hard_swish(ctx, node, ins, outs):
     return mb().mul(x=ins[0], y=mb().sigmoid_hard(x=ins[0], alpha=1.0 / 6, beta=0.5))
 
 
 @lowering("PRelu", since=9)
-def prelu(node, ins, outs):
+def prelu(ctx, node, ins, outs):
     x, slope = ins
     return mb().select(cond=mb().greater_equal(x=x, y=scalar(0, x)), a=x, b=mb().mul(x=x, y=slope))
 
 
 @lowering("Gelu", since=20)
-def gelu(node, ins, outs):
+def gelu(ctx, node, ins, outs):
     mode = {"none": "EXACT", "tanh": "TANH_APPROXIMATION"}[node.attributes.get_string("approximate", "none")]
     return mb().gelu(x=ins[0], mode=mode)
 
 
 @lowering("Constant", since=1)
-def constant(node, ins, outs):
-    attr = node.attributes.get("value")
-    if attr is None:
-        raise unsupported(node, f"a Constant without a tensor 'value' (has {sorted(node.attributes)})")
-    return numpy_of(attr.as_tensor().numpy())
+def constant(ctx, node, ins, outs):
+    return numpy_of(onnx_attrs.constant_value(node))

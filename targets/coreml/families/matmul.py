@@ -13,7 +13,7 @@ from targets.coreml.lower import const, lowering, mb, rank, scalar
 
 
 @lowering("MatMul", since=1)
-def matmul(node, ins, outs):
+def matmul(ctx, node, ins, outs):
     a, b = ins
     w = const(b)
     if w is not None and w.ndim == 2 and not isinstance(a, np.ndarray) and 1 <= rank(a) <= 3:  # MIL linear: rank ≤ 3
@@ -31,7 +31,7 @@ def matmul(node, ins, outs):
 
 
 @lowering("Gemm", since=7)
-def gemm(node, ins, outs):
+def gemm(ctx, node, ins, outs):
     a, b = ins[0], ins[1]
     c = ins[2] if len(ins) > 2 else None
     alpha = node.attributes.get_float("alpha", 1.0)

@@ -11,37 +11,39 @@ from __future__ import annotations
 
 import numpy as np
 
+from targets import onnx_attrs
 from targets.coreml.lower import const, dims_of, lowering, mb, shape, unsupported
 
 _ACT = {"Sigmoid": "sigmoid", "Tanh": "tanh", "Relu": "relu"}
 
 
-def _activations(node, default: list[str]) -> list[str]:
-    names = [a.decode() if isinstance(a, bytes) else a for a in node.attributes.get_strings("activations", default)]
+def _activations(node, rec: onnx_attrs.Recurrent) -> list[str]:
+    """MIL's names of one direction's activations (MIL takes one set for both directions)."""
     if "activation_alpha" in node.attributes or "activation_beta" in node.attributes:
         raise unsupported(node, "activation_alpha / activation_beta")
-    bad = [a for a in names if a not in _ACT]
+    bad = [a for a in rec.activations if a not in _ACT]
     if bad:
         raise unsupported(node, f"activations {bad}")
-    return [_ACT[a] for a in names]
+    one = len(rec.activations) // rec.directions
+    if rec.activations[:one] * rec.directions != rec.activations:
+        raise unsupported(node, f"different activations per direction {rec.activations}")
+    return [_ACT[a] for a in rec.activations[:one]]
 
 
-def _weights(node, ins):
+def _weights(ctx, node, rec: onnx_attrs.Recurrent, ins):
     w, r = const(ins[1]), const(ins[2])
     if w is None or r is None:
         raise unsupported(node, "weights computed at run time")
     b = const(ins[3]) if len(ins) > 3 and ins[3] is not None else None
     if len(ins) > 3 and ins[3] is not None and b is None:
         raise unsupported(node, "a bias computed at run time")
-    if len(ins) > 4 and ins[4] is not None:
-        lens = const(ins[4])
-        if lens is None or shape(ins[0])[1 - node.attributes.get_int("layout", 0)] is None or (lens != shape(ins[0])[0]).any():
-            raise unsupported(node, "sequence_lens (sequences of different lengths)")
+    if not onnx_attrs.full_length(ctx, ins, shape(ins[0])[rec.layout]):
+        raise unsupported(node, "sequence_lens (sequences of different lengths)")
     return w, r, b
 
 
-def _time_major(node, x):
-    return mb().transpose(x=x, perm=[1, 0, 2]) if node.attributes.get_int("layout", 0) else x
+def _time_major(rec: onnx_attrs.Recurrent, x):
+    return mb().transpose(x=x, perm=[1, 0, 2]) if rec.layout else x
 
 
 def _initial(node, v, x_tm, directions: int, hidden: int):
@@ -52,14 +54,15 @@ def _initial(node, v, x_tm, directions: int, hidden: int):
     return mb().reshape(x=mb().transpose(x=v, perm=[1, 0, 2]), shape=np.array([-1, directions * hidden], np.int32))
 
 
-def _outputs(node, seq, last_states, directions: int, hidden: int):
+def _outputs(rec: onnx_attrs.Recurrent, seq, last_states):
     """MIL (s, b, D·H) and (b, D·H) back to ONNX Y (s, D, b, H) and (D, b, H) (batch-first when layout=1)."""
+    directions, hidden = rec.directions, rec.hidden
     s_b = mb().slice_by_index(x=mb().shape(x=seq), begin=[0], end=[2])
     y = mb().reshape(x=seq, shape=mb().concat(values=[s_b, np.array([directions, hidden], np.int32)], axis=0))
     y = mb().transpose(x=y, perm=[0, 2, 1, 3])
     states = [mb().transpose(x=mb().reshape(x=h, shape=np.array([-1, directions, hidden], np.int32)), perm=[1, 0, 2])
               for h in last_states]
-    if node.attributes.get_int("layout", 0):
+    if rec.layout:
         y = mb().transpose(x=y, perm=[2, 0, 1, 3])
         states = [mb().transpose(x=h, perm=[1, 0, 2]) for h in states]
     return [y, *states]
@@ -71,19 +74,18 @@ def _reorder(a: np.ndarray, blocks: list[int], hidden: int) -> np.ndarray:
 
 
 @lowering("LSTM", since=7)
-def lstm(node, ins, outs):
-    hidden = node.attributes.get_int("hidden_size")
-    direction = node.attributes.get_string("direction", "forward")
+def lstm(ctx, node, ins, outs):
+    rec = onnx_attrs.recurrent(node, shape(ins[2]))
+    hidden, d = rec.hidden, rec.directions
     if node.attributes.get_int("input_forget", 0):
         raise unsupported(node, "input_forget=1")
     if "clip" in node.attributes:  # ONNX clips every gate's pre-activation, MIL only the cell gate
         raise unsupported(node, "clip")
     if len(ins) > 7 and ins[7] is not None and (const(ins[7]) is None or const(ins[7]).any()):
         raise unsupported(node, "peephole weights")
-    rec, cell, act = _activations(node, ["Sigmoid", "Tanh", "Tanh"])[:3]
-    w, r, b = _weights(node, ins)
-    d = 2 if direction == "bidirectional" else 1
-    x = _time_major(node, ins[0])
+    gate, cell, act = _activations(node, rec)
+    w, r, b = _weights(ctx, node, rec, ins)
+    x = _time_major(rec, ins[0])
     order = [0, 2, 1, 3]  # ONNX i, o, f, c → MIL i, f, o, z
     kw = {}
     for k, suffix in enumerate(["", "_back"][:d]):
@@ -93,26 +95,26 @@ def lstm(node, ins, outs):
             kw["bias" + suffix] = _reorder(b[k][:4 * hidden] + b[k][4 * hidden:], order, hidden)
     h0 = _initial(node, ins[5] if len(ins) > 5 else None, x, d, hidden)
     c0 = _initial(node, ins[6] if len(ins) > 6 else None, x, d, hidden)
-    seq, h, c = mb().lstm(x=x, initial_h=h0, initial_c=c0, direction=direction, output_sequence=True,
-                          recurrent_activation=rec, cell_activation=cell, activation=act, **kw)
-    return _outputs(node, seq, [h, c], d, hidden)
+    seq, h, c = mb().lstm(x=x, initial_h=h0, initial_c=c0, direction=rec.direction, output_sequence=True,
+                          recurrent_activation=gate, cell_activation=cell, activation=act, **kw)
+    return _outputs(rec, seq, [h, c])
 
 
 @lowering("GRU", since=7)
-def gru(node, ins, outs):
-    hidden = node.attributes.get_int("hidden_size")
-    direction = node.attributes.get_string("direction", "forward")
-    if direction == "bidirectional":
+def gru(ctx, node, ins, outs):
+    rec = onnx_attrs.recurrent(node, shape(ins[2]))
+    hidden = rec.hidden
+    if rec.direction == "bidirectional":
         raise unsupported(node, "direction=bidirectional")
-    rec, act = _activations(node, ["Sigmoid", "Tanh"])[:2]
-    w, r, b = _weights(node, ins)
+    gate, act = _activations(node, rec)
+    w, r, b = _weights(ctx, node, rec, ins)
     before_reset = node.attributes.get_int("linear_before_reset", 0)
-    x = _time_major(node, ins[0])
+    x = _time_major(rec, ins[0])
     h0 = _initial(node, ins[5] if len(ins) > 5 else None, x, 1, hidden)
     w, r = w[0], r[0]  # ONNX gates z, r, h
     wb = b[0][:3 * hidden] if b is not None else np.zeros(3 * hidden, np.float32)
     rb = b[0][3 * hidden:] if b is not None else np.zeros(3 * hidden, np.float32)
-    reverse = direction == "reverse"
+    reverse = rec.direction == "reverse"
     steps = mb().slice_by_index(x=dims_of(x), begin=[0], end=[1])  # (1,) int32
     xw = mb().linear(x=x, weight=w, bias=wb)  # the input projections of every step at once: (s, b, 3H)
     # the outputs, preallocated and written one step at a time (as coremltools' own torch GRU does)
@@ -126,8 +128,8 @@ def gru(node, ins, outs):
         t = mb().sub(x=mb().sub(x=steps, y=i), y=np.int32(1)) if reverse else i
         xz, xr, xh = mb().split(x=mb().squeeze(x=mb().gather(x=xw, indices=t, axis=0), axes=[0]), num_splits=3, axis=-1)
         hz, hr, hh = mb().split(x=mb().linear(x=h, weight=r, bias=rb), num_splits=3, axis=-1)  # rb inside: ONNX Rb
-        z = getattr(mb(), rec)(x=mb().add(x=xz, y=hz))
-        rr = getattr(mb(), rec)(x=mb().add(x=xr, y=hr))
+        z = getattr(mb(), gate)(x=mb().add(x=xz, y=hz))
+        rr = getattr(mb(), gate)(x=mb().add(x=xr, y=hr))
         if before_reset:  # n = act(Wx + Wb + r ⊙ (R h + Rb))
             n = getattr(mb(), act)(x=mb().add(x=xh, y=mb().mul(x=rr, y=hh)))
         else:  # n = act(Wx + Wb + R (r ⊙ h) + Rb)
@@ -137,4 +139,4 @@ def gru(node, ins, outs):
         return mb().add(x=i, y=np.int32(1)), h_new, ys
 
     _, h_last, seq = mb().while_loop(_cond=cond, _body=body, loop_vars=(np.array([0], np.int32), h0, seq))
-    return _outputs(node, seq, [h_last], 1, hidden)
+    return _outputs(rec, seq, [h_last])

@@ -3,8 +3,7 @@ LogSoftmax, LayerNormalization and InstanceNormalization."""
 
 from __future__ import annotations
 
-import numpy as np
-
+from targets import onnx_attrs
 from targets.coreml.lower import const, lowering, mb, rank, scalar, shape, unsupported
 
 _REDUCE = {"ReduceSum": "reduce_sum", "ReduceMean": "reduce_mean", "ReduceMax": "reduce_max", "ReduceMin": "reduce_min",
@@ -13,34 +12,25 @@ _REDUCE = {"ReduceSum": "reduce_sum", "ReduceMean": "reduce_mean", "ReduceMax": 
 
 
 @lowering(*_REDUCE, since=1)
-def reduce(node, ins, outs):
+def reduce(ctx, node, ins, outs):
     x = ins[0]
-    keep = bool(node.attributes.get_int("keepdims", 1))
-    if len(ins) > 1 and ins[1] is not None:  # axes as an input (ReduceSum 13+, the rest 18+)
-        axes = const(ins[1])
-        if axes is None:
-            raise unsupported(node, "axes computed at run time")
-        axes = [int(a) for a in axes.ravel()]
-    else:
-        axes = list(node.attributes.get_ints("axes", []))
-    if not axes:
-        if node.attributes.get_int("noop_with_empty_axes", 0):
-            return mb().identity(x=x)
-        axes = list(range(rank(x)))
-    return getattr(mb(), _REDUCE[node.op_type])(x=x, axes=axes, keep_dims=keep)
+    axes = onnx_attrs.reduce_axes(ctx, node, ins, rank(x))
+    if axes is None:
+        return mb().identity(x=x)
+    return getattr(mb(), _REDUCE[node.op_type])(x=x, axes=axes, keep_dims=bool(node.attributes.get_int("keepdims", 1)))
 
 
 @lowering("ArgMax", "ArgMin", since=1)
-def arg(node, ins, outs):
+def arg(ctx, node, ins, outs):
     if node.attributes.get_int("select_last_index", 0):
         raise unsupported(node, "select_last_index=1")
     op = mb().reduce_argmax if node.op_type == "ArgMax" else mb().reduce_argmin
-    return op(x=ins[0], axis=node.attributes.get_int("axis", 0), keep_dims=bool(node.attributes.get_int("keepdims", 1)))
+    return op(x=ins[0], axis=onnx_attrs.axis(node, rank(ins[0])), keep_dims=bool(node.attributes.get_int("keepdims", 1)))
 
 
 @lowering("Softmax", "LogSoftmax", since=13)
-def softmax(node, ins, outs):
-    axis = node.attributes.get_int("axis", -1)
+def softmax(ctx, node, ins, outs):
+    axis = onnx_attrs.axis(node, rank(ins[0]), -1)
     if node.op_type == "Softmax":
         return mb().softmax(x=ins[0], axis=axis)
     x = ins[0]  # x − max − log Σ exp(x − max): exact for large inputs, where log(softmax) is not
@@ -49,14 +39,13 @@ def softmax(node, ins, outs):
 
 
 @lowering("LayerNormalization", since=17)
-def layer_norm(node, ins, outs):
+def layer_norm(ctx, node, ins, outs):
     x, gamma = ins[0], ins[1]
     beta = ins[2] if len(ins) > 2 else None
-    if len(outs) > 1 and any(o.uses() for o in outs[1:]):
+    if any(o is not None and o.uses() for o in outs[1:]):
         raise unsupported(node, "LayerNormalization's Mean / InvStdDev outputs")
-    axis = node.attributes.get_int("axis", -1)
     r = rank(x)
-    axis = axis + r if axis < 0 else axis
+    axis = onnx_attrs.axis(node, r, -1)
     eps = node.attributes.get_float("epsilon", 1e-5)
     kw = {}
     normalized = tuple(shape(x)[axis:])
@@ -74,7 +63,7 @@ def layer_norm(node, ins, outs):
 
 
 @lowering("InstanceNormalization", since=6)
-def instance_norm(node, ins, outs):
+def instance_norm(ctx, node, ins, outs):
     x, gamma, beta = ins
     if const(gamma) is None or const(beta) is None:
         raise unsupported(node, "scale / bias computed at run time")

@@ -10,31 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from targets.coreml.lower import DTYPES, const, dims_of, dtype, lowering, mb, np_dtype, numpy_of, rank, scalar, shape, unsupported
+from targets import onnx_attrs
+from targets.coreml.lower import DTYPES, const, dtype, lowering, mb, np_dtype, numpy_of, rank, scalar, shape, unsupported
 
 _BIG = np.iinfo(np.int32).max
 
 
-def _axes(node, ins, index: int, attr: str = "axes") -> list[int] | None:
-    """Axes from input `index` (newer opsets) or the attribute (older ones); None when absent."""
-    if len(ins) > index and ins[index] is not None:
-        a = const(ins[index])
-        if a is None:
-            raise unsupported(node, "axes computed at run time")
-        return [int(v) for v in np.asarray(a).ravel()]
-    if attr in node.attributes:
-        return list(node.attributes.get_ints(attr))
-    return None
-
-
 @lowering("Shape", since=1)
-def shape_op(node, ins, outs):
+def shape_op(ctx, node, ins, outs):
     x = ins[0]
-    start = node.attributes.get_int("start", 0)
-    end = node.attributes.get_int("end", rank(x))
     s = shape(x)
-    start, end = (v + rank(x) if v < 0 else v for v in (start, end))
-    start, end = max(0, min(start, rank(x))), max(0, min(end, rank(x)))
+    start, end = onnx_attrs.shape_range(node, rank(x))
     if all(d is not None for d in s[start:end]):
         return np.array(s[start:end], np.int32)
     full = mb().shape(x=x)
@@ -44,7 +30,7 @@ def shape_op(node, ins, outs):
 
 
 @lowering("Size", since=1)
-def size(node, ins, outs):
+def size(ctx, node, ins, outs):
     s = shape(ins[0])
     if all(d is not None for d in s):
         return np.array(int(np.prod(s)), np.int32)
@@ -52,7 +38,7 @@ def size(node, ins, outs):
 
 
 @lowering("Reshape", since=5)
-def reshape(node, ins, outs):
+def reshape(ctx, node, ins, outs):
     x, target = ins
     t = const(target)
     if t is None:  # a shape computed at run time: ONNX's 0 ("keep this dim") cannot be resolved here
@@ -65,17 +51,16 @@ def reshape(node, ins, outs):
             parts = [mb().slice_by_index(x=dyn, begin=[i], end=[i + 1]) if v == 0 else np.array([v], np.int32)
                      for i, v in enumerate(t)]
             return mb().reshape(x=x, shape=mb().concat(values=parts, axis=0))
-        t = [s[i] if v == 0 else v for i, v in enumerate(t)]
+        t = onnx_attrs.keep_zeros(t, s, 0)
     if isinstance(x, np.ndarray):
         return x.reshape(t)
     return mb().reshape(x=x, shape=np.array(t, np.int32))
 
 
 @lowering("Flatten", since=1)
-def flatten(node, ins, outs):
+def flatten(ctx, node, ins, outs):
     x = ins[0]
-    axis = node.attributes.get_int("axis", 1)
-    axis = axis + rank(x) if axis < 0 else axis
+    axis = onnx_attrs.flatten_axis(node, rank(x))
     head, tail = shape(x)[:axis], shape(x)[axis:]
     if all(d is not None for d in head):
         return mb().reshape(x=x, shape=np.array([int(np.prod(head)), -1], np.int32))
@@ -85,29 +70,25 @@ def flatten(node, ins, outs):
 
 
 @lowering("Squeeze", since=1)
-def squeeze(node, ins, outs):
-    axes = _axes(node, ins, 1)
+def squeeze(ctx, node, ins, outs):
     x = ins[0]
-    if axes is None:
-        axes = [i for i, d in enumerate(shape(x)) if d == 1]
+    axes = onnx_attrs.squeeze_axes(ctx, node, ins, shape(x))
     if isinstance(x, np.ndarray):
         return np.squeeze(x, axis=tuple(axes))
     return mb().squeeze(x=x, axes=axes)
 
 
 @lowering("Unsqueeze", since=1)
-def unsqueeze(node, ins, outs):
-    axes = _axes(node, ins, 1)
+def unsqueeze(ctx, node, ins, outs):
     x = ins[0]
-    out_rank = rank(x) + len(axes)
-    axes = sorted(a + out_rank if a < 0 else a for a in axes)
+    axes = onnx_attrs.unsqueeze_axes(ctx, node, ins, rank(x))
     if isinstance(x, np.ndarray):
         return np.expand_dims(x, tuple(axes))
     return mb().expand_dims(x=x, axes=axes)
 
 
 @lowering("Transpose", since=1)
-def transpose(node, ins, outs):
+def transpose(ctx, node, ins, outs):
     x = ins[0]
     perm = list(node.attributes.get_ints("perm", list(range(rank(x)))[::-1]))
     if isinstance(x, np.ndarray):
@@ -116,8 +97,8 @@ def transpose(node, ins, outs):
 
 
 @lowering("Concat", since=4)
-def concat(node, ins, outs):
-    axis = node.attributes.get_int("axis")
+def concat(ctx, node, ins, outs):
+    axis = onnx_attrs.axis(node, rank(ins[0]), None)
     parts = [v for v in ins if v is not None and 0 not in shape(v)]  # ONNX allows empty pieces; MIL does not
     if all(isinstance(v, np.ndarray) for v in parts):
         return np.concatenate(parts, axis=axis)
@@ -127,33 +108,21 @@ def concat(node, ins, outs):
 
 
 @lowering("Split", since=2)
-def split(node, ins, outs):
+def split(ctx, node, ins, outs):
     x = ins[0]
-    axis = node.attributes.get_int("axis", 0)
-    sizes = _axes(node, ins, 1, "split")
+    axis = onnx_attrs.axis(node, rank(x))
+    sizes = onnx_attrs.split_sizes(ctx, node, ins, shape(x)[axis], len(outs))
     if sizes is None:
-        num = node.attributes.get_int("num_outputs", len(outs))
-        d = shape(x)[axis]
-        if d is None or d % num:
-            if d is None:
-                return list(mb().split(x=x, num_splits=num, axis=axis))
-            chunk = -(-d // num)
-            sizes = [chunk] * (d // chunk) + ([d % chunk] if d % chunk else [])
-        else:
-            sizes = [d // num] * num
+        return list(mb().split(x=x, num_splits=node.attributes.get_int("num_outputs", len(outs)), axis=axis))
     return list(mb().split(x=x, split_sizes=np.array(sizes, np.int32), axis=axis))
 
 
 @lowering("Slice", since=10)
-def slice_(node, ins, outs):
+def slice_(ctx, node, ins, outs):
     x = ins[0]
     r = rank(x)
-    axes = _axes(node, ins, 3)
     n = len(const(ins[1]).ravel()) if const(ins[1]) is not None else shape(ins[1])[0]
-    if axes is None:
-        axes = list(range(n))
-    axes = [a + r if a < 0 else a for a in axes]
-    steps = [1] * len(axes) if len(ins) < 5 or ins[4] is None else [int(v) for v in _need_const(node, ins[4], "steps")]
+    axes, steps = onnx_attrs.slice_axes(ctx, node, ins, r, n)
     starts, ends = const(ins[1]), const(ins[2])
     begin, end, stride = [0] * r, [0] * r, [1] * r
     begin_mask, end_mask = [True] * r, [True] * r
@@ -164,10 +133,8 @@ def slice_(node, ins, outs):
             begin_mask[a] = end_mask[a] = False
             begin[a], end[a] = int(b), int(e)
             if s[a] is not None:  # ONNX's clamping, resolved here (MIL's differs for negative steps)
-                d = s[a]
-                b, e = (b + d if b < 0 else b), (e + d if e < 0 else e)
-                begin[a] = min(max(b, 0), d) if st > 0 else min(max(b, 0), d - 1)
-                end[a] = min(max(e, 0), d) if st > 0 else min(max(e, -1), d - 1)
+                begin[a] = onnx_attrs.slice_index(b, s[a], st, end=False)
+                end[a] = onnx_attrs.slice_index(e, s[a], st, end=True)
                 end_mask[a] = st < 0 and end[a] == -1
             elif (st > 0 and e >= _BIG) or (st < 0 and e <= -_BIG):
                 end_mask[a] = True
@@ -200,15 +167,8 @@ def _pick(v, k: int):
     return mb().slice_by_index(x=v, begin=[k], end=[k + 1])
 
 
-def _need_const(node, v, what: str) -> np.ndarray:
-    c = const(v)
-    if c is None:
-        raise unsupported(node, f"{what} computed at run time")
-    return c.ravel()
-
-
 @lowering("Expand", since=8)
-def expand(node, ins, outs):
+def expand(ctx, node, ins, outs):
     x, target = ins
     if isinstance(x, np.ndarray) and const(target) is not None:
         return np.broadcast_to(x, np.broadcast_shapes(x.shape, tuple(int(v) for v in const(target)))).copy()
@@ -219,12 +179,12 @@ def expand(node, ins, outs):
 
 
 @lowering("Tile", since=6)
-def tile(node, ins, outs):
+def tile(ctx, node, ins, outs):
     return mb().tile(x=ins[0], reps=ins[1])
 
 
 @lowering("Range", since=11)
-def range_(node, ins, outs):
+def range_(ctx, node, ins, outs):
     start, limit, delta = ins
     if all(const(v) is not None for v in ins):
         return np.arange(const(start), const(limit), const(delta)).astype(np_dtype(dtype(start)))
@@ -239,9 +199,8 @@ def _scalar(v):
 
 
 @lowering("ConstantOfShape", since=9)
-def constant_of_shape(node, ins, outs):
-    attr = node.attributes.get("value")
-    value = numpy_of(attr.as_tensor().numpy()).ravel()[0] if attr is not None else np.float32(0)
+def constant_of_shape(ctx, node, ins, outs):
+    value = numpy_of(onnx_attrs.fill_value(node)).ravel()[0]
     if outs[0].dtype in DTYPES:
         value = np.array(value, DTYPES[outs[0].dtype][1])
     if const(ins[0]) is not None:
@@ -250,22 +209,16 @@ def constant_of_shape(node, ins, outs):
 
 
 @lowering("Pad", since=11)
-def pad(node, ins, outs):
+def pad(ctx, node, ins, outs):
     x = ins[0]
     mode = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}.get(node.attributes.get_string("mode", "constant"))
     if mode is None:
         raise unsupported(node, f"mode {node.attributes.get_string('mode')!r}")
-    pads = [int(v) for v in _need_const(node, ins[1], "pads")]
-    r = rank(x)
-    axes = _axes(node, ins, 3) or list(range(r))
-    axes = [a + r if a < 0 else a for a in axes]
-    full = [0] * (2 * r)
-    for k, a in enumerate(axes):
-        full[2 * a], full[2 * a + 1] = pads[k], pads[k + len(axes)]
+    full = [p for pair in onnx_attrs.pad_pairs(ctx, node, ins, rank(x)) for p in pair]
     if any(p < 0 for p in full):
         raise unsupported(node, "negative pads (cropping)")
     value = 0.0
     if len(ins) > 2 and ins[2] is not None:
-        value = float(_need_const(node, ins[2], "constant_value")[0])
+        value = float(onnx_attrs.const_array(ctx, ins[2], "constant_value").ravel()[0])
     extra = {"constant_val": scalar(value, x)} if mode == "constant" else {}
     return mb().pad(x=x, pad=np.array(full, np.int32), mode=mode, **extra)

@@ -8,28 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from targets import onnx_attrs
 from targets.stablehlo.emit import FLOATS, NUMPY, Emitter, T, Val, _ints, lowering, unsupported
-
-
-def _spatial_attrs(node, x: Val, kernel: list[int]):
-    n = len(kernel)
-    strides = list(node.attributes.get_ints("strides", [1] * n))
-    dilations = list(node.attributes.get_ints("dilations", [1] * n))
-    pads = list(node.attributes.get_ints("pads", [0] * (2 * n)))
-    auto_pad = node.attributes.get_string("auto_pad", "NOTSET")
-    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        spatial = x.type.shape[2:]
-        if any(d is None for d in spatial):
-            raise unsupported(node, f"auto_pad={auto_pad} with dynamic spatial dims")
-        pads = [0] * (2 * n)
-        for i, (d, k, s, dl) in enumerate(zip(spatial, kernel, strides, dilations)):
-            out = -(-d // s)
-            total = max(0, (out - 1) * s + (k - 1) * dl + 1 - d)
-            small, big = total // 2, total - total // 2
-            pads[i], pads[i + n] = (small, big) if auto_pad == "SAME_UPPER" else (big, small)
-    elif auto_pad == "VALID":
-        pads = [0] * (2 * n)
-    return strides, dilations, [[pads[i], pads[i + n]] for i in range(n)]
 
 
 def _pad_attr(pairs: list[list[int]]) -> str:
@@ -48,16 +28,14 @@ def conv(e: Emitter, node, ins, outs):
     n = x.type.rank - 2
     if w.type.rank != n + 2 or any(d is None for d in w.type.shape):
         raise unsupported(node, "a weight of dynamic shape")
-    kernel = list(w.type.shape[2:])
-    strides, dilations, pads = _spatial_attrs(node, x, kernel)
-    group = node.attributes.get_int("group", 1)
+    win = onnx_attrs.window(node, w.type.shape[2:])
     sp = _spatial_letters(n)
     out = T(outs[0].shape, x.type.dtype)
     y = e.op("stablehlo.convolution", [x, w], out,
              f"dimension_numbers = #stablehlo.conv<[b, f, {sp}]x[o, i, {sp}]->[b, f, {sp}]>, "
-             f"window_strides = array<i64{_ints(strides)}>, padding = {_pad_attr(pads)}, "
-             f"lhs_dilation = array<i64{_ints([1] * n)}>, rhs_dilation = array<i64{_ints(dilations)}>, "
-             f"feature_group_count = {group} : i64, batch_group_count = 1 : i64")
+             f"window_strides = array<i64{_ints(win.strides)}>, padding = {_pad_attr(win.explicit_pads(x.type.shape[2:]))}, "
+             f"lhs_dilation = array<i64{_ints([1] * n)}>, rhs_dilation = array<i64{_ints(win.dilations)}>, "
+             f"feature_group_count = {win.group} : i64, batch_group_count = 1 : i64")
     if b is not None:
         sv = None if out.static else e.shape_of(y)
         y = e.op("stablehlo.add", [y, e.broadcast_to(b, out.shape, sv, dims=[1])], out)
@@ -66,10 +44,10 @@ def conv(e: Emitter, node, ins, outs):
 
 def _window(e: Emitter, node, x: Val, out: T, body: str, init: float) -> tuple[Val, list[list[int]], list[int]]:
     """reduce_window over the spatial dims; also the (ceil-mode adjusted) pads and the kernel."""
-    kernel = list(node.attributes.get_ints("kernel_shape"))
-    n = len(kernel)
-    strides, dilations, pads = _spatial_attrs(node, x, kernel)
-    if node.attributes.get_int("ceil_mode", 0):
+    win = onnx_attrs.pool_window(node)
+    kernel, strides, dilations = list(win.kernel), win.strides, win.dilations
+    pads = win.explicit_pads(x.type.shape[2:])
+    if win.ceil_mode:
         # extra high padding so the last partial window is kept (it only sees real values for max)
         for i, d in enumerate(x.type.shape[2:]):
             if d is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from targets import onnx_attrs
 from targets.stablehlo.emit import Emitter, T, Val, _ints, lowering, unsupported
 
 
@@ -59,12 +60,12 @@ def gather_nd(e: Emitter, data: Val, index: Val, out_shape) -> Val:
 @lowering("Gather", since=1)
 def gather(e: Emitter, node, ins, outs):
     data, idx = ins
-    axis = node.attributes.get_int("axis", 0) % data.type.rank
+    axis = onnx_attrs.axis(node, data.type.rank)
     if data.const is not None and idx.const is not None and data.const.size <= 4096:
         return e.const(np.take(data.const, idx.const, axis=axis), data.type.dtype)
     if idx.const is not None:
         dim = data.type.shape[axis]
-        norm = np.where(idx.const < 0, idx.const + (dim or 0), idx.const)
+        norm = onnx_attrs.positive_indices(idx.const, dim or 0)
         if dim is None and (idx.const < 0).any():
             raise unsupported(node, "negative indices into a dynamic axis")
         idx = e.const(norm.astype(np.int32), "i32")
@@ -91,7 +92,7 @@ def gather(e: Emitter, node, ins, outs):
 def gather_elements(e: Emitter, node, ins, outs):
     data, idx = ins
     r = data.type.rank
-    axis = node.attributes.get_int("axis", 0) % r
+    axis = onnx_attrs.axis(node, r)
     idx = _wrap_negative(e, e.convert(idx, "i32"), e.reshape(e.dim(data, axis), ()))
     dims = e.dims_of(idx)
     columns = [_as_column(e, idx) if d == axis else _iota(e, dims, d) for d in range(r)]

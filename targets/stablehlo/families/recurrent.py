@@ -13,26 +13,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from targets import onnx_attrs
 from targets.stablehlo.emit import Emitter, Val, lowering, unsupported
 from targets.stablehlo.families.matmul import matmul
 from targets.stablehlo.families.shape import slice_
 
-DEFAULT_ACTS = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"]}
-
-
-def _check(node, ins, seq: int | None) -> None:
+def _check(e: Emitter, node, rec: onnx_attrs.Recurrent, ins, seq: int | None) -> None:
     if seq is None:
         raise unsupported(node, "a dynamic sequence length (the recurrence is unrolled)")
-    acts = node.attributes.get_strings("activations", [])
-    dirs = 2 if node.attributes.get_string("direction", "forward") == "bidirectional" else 1
-    if acts and [a.lower() for a in acts] != [a.lower() for a in DEFAULT_ACTS[node.op_type] * dirs]:
-        raise unsupported(node, f"activations {acts}")
+    if rec.activations != onnx_attrs.DEFAULT_ACTIVATIONS[node.op_type] * rec.directions:
+        raise unsupported(node, f"activations {rec.activations}")
     if "clip" in node.attributes:
         raise unsupported(node, "clip")
     if node.attributes.get_int("input_forget", 0):
         raise unsupported(node, "input_forget=1")
-    lens = ins[4] if len(ins) > 4 else None
-    if lens is not None and (lens.const is None or (lens.const != seq).any()):
+    if not onnx_attrs.full_length(e, ins, seq):
         raise unsupported(node, "sequence_lens shorter than the sequence (or computed at run time)")
 
 
@@ -61,7 +56,8 @@ def _stack(e: Emitter, steps: list[Val], batch, hidden: int) -> Val:
 def _recurrent(e: Emitter, node, ins, outs, gates: int, cell):
     x, w, r = ins[0], ins[1], ins[2]
     b = ins[3] if len(ins) > 3 else None
-    layout = node.attributes.get_int("layout", 0)
+    rec = onnx_attrs.recurrent(node, r.type.shape)
+    layout = rec.layout
     # dims are read from the graph input, never from values derived inside the unrolled loop or a
     # transpose of it: litert-converter 0.5.0 turned such reads into 0
     batch = e.dims_of(x)[1 - layout]
@@ -72,12 +68,10 @@ def _recurrent(e: Emitter, node, ins, outs, gates: int, cell):
             if len(ins) > k and ins[k] is not None:
                 ins[k] = e.transpose(ins[k], [1, 0, 2])
     seq = x.type.shape[0]
-    _check(node, ins, seq)
+    _check(e, node, rec, ins, seq)
     if w.const is None or r.const is None or (b is not None and b.const is None):
         raise unsupported(node, "weights computed at run time")
-    direction = node.attributes.get_string("direction", "forward")
-    dirs = 2 if direction == "bidirectional" else 1
-    hidden = node.attributes.get_int("hidden_size", r.type.shape[-1])
+    direction, dirs, hidden = rec.direction, rec.directions, rec.hidden
     ys, hs, cs = [], [], []
     for d in range(dirs):
         wd, rd = w.const[d], r.const[d]

@@ -9,24 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from targets import onnx_attrs
 from targets.stablehlo.emit import Emitter, Val, lowering, unsupported
 
 _BODY = {"ReduceSum": ("add", 0.0), "ReduceMean": ("add", 0.0), "ReduceMax": ("maximum", -np.inf),
          "ReduceMin": ("minimum", np.inf), "ReduceProd": ("multiply", 1.0), "ReduceL2": ("add", 0.0),
          "ReduceSumSquare": ("add", 0.0), "ReduceL1": ("add", 0.0)}
-
-
-def _axes(node, ins, rank: int) -> list[int] | None:
-    if len(ins) > 1 and ins[1] is not None:
-        if ins[1].const is None:
-            raise unsupported(node, "axes computed at run time")
-        axes = ins[1].const.ravel().tolist()
-    else:
-        a = node.attributes.get("axes")
-        axes = list(a.value) if a is not None else []
-    if not axes:
-        return None if node.attributes.get_int("noop_with_empty_axes", 0) else list(range(rank))
-    return sorted(int(x) % rank for x in axes)
 
 
 def keep_dims(e: Emitter, x: Val, y: Val, axes: list[int]) -> Val:
@@ -44,7 +32,7 @@ def reduce_count(e: Emitter, x: Val, axes: list[int]) -> Val:
 @lowering(*_BODY, since=1)
 def reduce(e: Emitter, node, ins, outs):
     x = ins[0]
-    axes = _axes(node, ins, x.type.rank)
+    axes = onnx_attrs.reduce_axes(e, node, ins, x.type.rank)
     if axes is None:
         return x
     op = node.op_type
@@ -79,13 +67,13 @@ def _softmax(e: Emitter, x: Val, axis: int, log: bool) -> Val:
 @lowering("Softmax", "LogSoftmax", since=13)
 def softmax(e: Emitter, node, ins, outs):
     x = ins[0]
-    return _softmax(e, x, node.attributes.get_int("axis", -1) % x.type.rank, node.op_type == "LogSoftmax")
+    return _softmax(e, x, onnx_attrs.axis(node, x.type.rank, -1), node.op_type == "LogSoftmax")
 
 
 @lowering("Softmax", "LogSoftmax", since=1, until=12)
 def softmax_old(e: Emitter, node, ins, outs):
     x = ins[0]
-    axis = node.attributes.get_int("axis", 1) % x.type.rank
+    axis = onnx_attrs.axis(node, x.type.rank, 1)
     if axis != x.type.rank - 1:
         raise unsupported(node, f"opset < 13 {node.op_type} over axes {axis}.. (coerced to 2-D)")
     return _softmax(e, x, axis, node.op_type == "LogSoftmax")
@@ -95,7 +83,7 @@ def softmax_old(e: Emitter, node, ins, outs):
 def layer_norm(e: Emitter, node, ins, outs):
     x, scale = ins[0], ins[1]
     bias = ins[2] if len(ins) > 2 else None
-    axis = node.attributes.get_int("axis", -1) % x.type.rank
+    axis = onnx_attrs.axis(node, x.type.rank, -1)
     eps = node.attributes.get_float("epsilon", 1e-5)
     axes = list(range(axis, x.type.rank))
     n = reduce_count(e, x, axes)

@@ -10,24 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from targets import onnx_attrs
 from targets.stablehlo.emit import Emitter, T, Val, _ints, factors, lowering, unsupported
 
 BIG = 2**30  # an ONNX end at or beyond this means "to the end"
-
-
-def _const_ints(node, v: Val | None, what: str) -> list[int] | None:
-    if v is None:
-        return None
-    if v.const is None:
-        raise unsupported(node, f"{what} computed at run time")
-    return [int(x) for x in v.const.ravel().tolist()]
-
-
-def _axes_input_or_attr(node, ins, index: int) -> list[int]:
-    if len(ins) > index and ins[index] is not None:
-        return _const_ints(node, ins[index], "axes") or []
-    a = node.attributes.get("axes")
-    return [int(x) for x in a.value] if a is not None else []
 
 
 def _shape_i32(e: Emitter, s: Val) -> Val:
@@ -36,14 +22,7 @@ def _shape_i32(e: Emitter, s: Val) -> Val:
 
 @lowering("Constant", since=1)
 def constant(e: Emitter, node, ins, outs):
-    attr = node.attributes.get("value")
-    if attr is None:
-        for k in ("value_float", "value_int", "value_floats", "value_ints"):
-            if k in node.attributes:
-                arr = np.array(node.attributes[k].value, np.float32 if "float" in k else np.int64)
-                return e.const(arr, outs[0].dtype)
-        raise unsupported(node, "a Constant without a tensor value")
-    return e.const(attr.value.numpy(), outs[0].dtype)
+    return e.const(onnx_attrs.constant_value(node), outs[0].dtype)
 
 
 @lowering("Reshape", since=5)
@@ -54,11 +33,8 @@ def reshape(e: Emitter, node, ins, outs):
     if out.static:
         return e.reshape(x, out.shape)
     if s.const is not None:
-        target = [int(v) for v in s.const.ravel()]
-        dims: list[int | Val] = []
         xd = e.dims_of(x)
-        for i, t in enumerate(target):
-            dims.append(xd[i] if t == 0 and not allowzero else t)
+        dims: list[int | Val] = onnx_attrs.keep_zeros([int(v) for v in s.const.ravel()], xd, allowzero)
         if -1 in dims:
             i = dims.index(-1)
             dims[i] = _infer(e, xd, [d for j, d in enumerate(dims) if j != i])
@@ -107,7 +83,7 @@ def _infer(e: Emitter, xd: list, known: list) -> int | Val:
 @lowering("Flatten", since=1)
 def flatten(e: Emitter, node, ins, outs):
     x = ins[0]
-    axis = node.attributes.get_int("axis", 1) % (x.type.rank + 1) if x.type.rank else 0
+    axis = onnx_attrs.flatten_axis(node, x.type.rank) if x.type.rank else 0
     dims = e.dims_of(x)
     a, b = e.product(dims[:axis]), e.product(dims[axis:])
     return e.reshape(x, outs[0].shape, None if outs[0].static else e.concat_dims([a, b]))
@@ -126,13 +102,12 @@ def transpose(e: Emitter, node, ins, outs):
 def squeeze(e: Emitter, node, ins, outs):
     x = ins[0]
     out = outs[0]
-    axes = _axes_input_or_attr(node, ins, 1)
     xd = e.dims_of(x)
     if node.op_type == "Squeeze":
-        axes = [a % x.type.rank for a in axes] if axes else [i for i, d in enumerate(x.type.shape) if d == 1]
+        axes = onnx_attrs.squeeze_axes(e, node, ins, x.type.shape)
         dims = [d for i, d in enumerate(xd) if i not in axes]
     else:
-        axes = sorted(a % out.rank for a in axes)
+        axes = onnx_attrs.unsqueeze_axes(e, node, ins, x.type.rank)
         it = iter(xd)
         dims = [1 if i in axes else next(it) for i in range(out.rank)]
     shape = tuple(d if isinstance(d, int) else None for d in dims)
@@ -144,7 +119,7 @@ def squeeze(e: Emitter, node, ins, outs):
 @lowering("Concat", since=4)
 def concat(e: Emitter, node, ins, outs):
     parts = [v for v in ins if v is not None and 0 not in v.type.shape]
-    axis = node.attributes.get_int("axis") % outs[0].rank
+    axis = onnx_attrs.axis(node, outs[0].rank, None)
     if all(p.const is not None for p in parts) and sum(p.const.size for p in parts) <= 64:
         return e.const(np.concatenate([p.const for p in parts], axis), outs[0].dtype)
     return e.concat(parts, axis)
@@ -160,38 +135,27 @@ def slice_(e: Emitter, x: Val, starts: list, limits: list, strides: list[int], o
                 T(tuple(out_shape), x.type.dtype))
 
 
-def _clamp_index(e: Emitter, v: int | Val, dim: int | Val, step: int) -> int | Val:
-    """ONNX Slice's index rule: negatives count from the end, then clamp into [0, dim]
-    ([−1, dim−1] for negative steps)."""
-    lo, hi_off = (0, 0) if step > 0 else (-1, -1)
+def _clamp_index(e: Emitter, v: int | Val, dim: int | Val) -> int | Val:
+    """ONNX Slice's index rule for a positive step (`onnx_attrs.slice_index`), on values known
+    only at run time: negatives count from the end, then clamp into [0, dim]."""
     if isinstance(v, int) and isinstance(dim, int):
-        if v < 0:
-            v += dim
-        return min(max(v, lo), dim + hi_off)
-    if isinstance(v, int) and v >= BIG and step > 0:
+        return onnx_attrs.slice_index(v, dim, 1, end=False)  # the same for a start and an end here
+    if isinstance(v, int) and v >= BIG:
         return dim
-    if isinstance(v, int) and v >= 0 and step > 0 and not isinstance(dim, int):
+    if isinstance(v, int) and v >= 0:
         return v if v == 0 else e.op("stablehlo.minimum", [e.const(np.array([v], np.int32), "i32"), dim], dim.type)
     vv = v if isinstance(v, Val) else e.const(np.array([v], np.int32), "i32")
     dd = dim if isinstance(dim, Val) else e.const(np.array([dim], np.int32), "i32")
     neg = e.compare("LT", vv, e.const(np.array([0], np.int32), "i32"))
     vv = e.op("stablehlo.select", [neg, e.op("stablehlo.add", [vv, dd], vv.type), vv], vv.type)
-    lo_v = e.const(np.array([lo], np.int32), "i32")
-    hi_v = dd if hi_off == 0 else e.op("stablehlo.add", [dd, e.const(np.array([hi_off], np.int32), "i32")], dd.type)
-    return e.op("stablehlo.clamp", [lo_v, vv, hi_v], vv.type)
+    return e.op("stablehlo.clamp", [e.const(np.array([0], np.int32), "i32"), vv, dd], vv.type)
 
 
 @lowering("Slice", since=10)
 def slice_op(e: Emitter, node, ins, outs):
     x = ins[0]
     rank = x.type.rank
-    if len(ins) > 3 and ins[3] is not None:
-        axes = _const_ints(node, ins[3], "axes")
-    elif ins[1].type.shape[0] is not None:
-        axes = list(range(ins[1].type.shape[0]))
-    else:
-        raise unsupported(node, "starts of unknown length without axes")
-    steps = _const_ints(node, ins[4], "steps") if len(ins) > 4 and ins[4] is not None else [1] * len(axes)
+    axes, steps = onnx_attrs.slice_axes(e, node, ins, rank, ins[1].type.shape[0])
     if any(s <= 0 for s in steps):
         raise unsupported(node, "negative steps")
     starts_v, ends_v = _index_list(e, ins[1], len(axes)), _index_list(e, ins[2], len(axes))
@@ -200,9 +164,8 @@ def slice_op(e: Emitter, node, ins, outs):
     limits: list = list(xd)
     strides = [1] * rank
     for a, s, en, st in zip(axes, starts_v, ends_v, steps):
-        a %= rank
-        starts[a] = _clamp_index(e, s, xd[a], st)
-        limits[a] = _clamp_index(e, en, xd[a], st)
+        starts[a] = _clamp_index(e, s, xd[a])
+        limits[a] = _clamp_index(e, en, xd[a])
         strides[a] = st
     return slice_(e, x, starts, limits, strides, outs[0].shape)
 
@@ -221,15 +184,9 @@ def _index_list(e: Emitter, v: Val, n: int) -> list:
 @lowering("Split", since=13)
 def split(e: Emitter, node, ins, outs):
     x = ins[0]
-    axis = node.attributes.get_int("axis", 0) % x.type.rank
-    size = x.type.shape[axis]
-    if len(ins) > 1 and ins[1] is not None:
-        sizes = _const_ints(node, ins[1], "split sizes")
-    elif size is not None:
-        k = len(outs)
-        step = -(-size // k)
-        sizes = [min(step, size - i * step) for i in range(k)]
-    else:
+    axis = onnx_attrs.axis(node, x.type.rank)
+    sizes = onnx_attrs.split_sizes(e, node, ins, x.type.shape[axis], len(outs))
+    if sizes is None:
         raise unsupported(node, "an even split of a dynamic axis")
     xd = e.dims_of(x)
     res, at = [], 0
@@ -245,10 +202,7 @@ def split(e: Emitter, node, ins, outs):
 @lowering("Shape", since=1)
 def shape(e: Emitter, node, ins, outs):
     x = ins[0]
-    r = x.type.rank
-    start = node.attributes.get_int("start", 0)
-    end = node.attributes.get_int("end", r)
-    start, end = max(0, start + r if start < 0 else start), min(r, end + r if end < 0 else end)
+    start, end = onnx_attrs.shape_range(node, x.type.rank)
     dims = x.type.shape[start:end]
     if all(d is not None for d in dims):
         return e.const(np.array(dims, np.int64), "i64")
@@ -302,8 +256,7 @@ def range_(e: Emitter, node, ins, outs):
 
 @lowering("ConstantOfShape", since=9)
 def constant_of_shape(e: Emitter, node, ins, outs):
-    attr = node.attributes.get("value")
-    fill = attr.value.numpy().ravel()[0] if attr is not None else np.float32(0)
+    fill = onnx_attrs.fill_value(node)
     dtype = outs[0].dtype
     s = ins[0]
     if s.const is not None:
@@ -317,13 +270,10 @@ def pad(e: Emitter, node, ins, outs):
     mode = node.attributes.get_string("mode", "constant")
     if mode != "constant":
         raise unsupported(node, f"mode={mode!r}")
-    pads = _const_ints(node, ins[1], "pads")
     value = ins[2] if len(ins) > 2 and ins[2] is not None else e.scalar(0, x.type.dtype)
     r = x.type.rank
-    axes = _const_ints(node, ins[3], "axes") if len(ins) > 3 and ins[3] is not None else list(range(r))
-    lo, hi = [0] * r, [0] * r
-    for i, a in enumerate(axes):
-        lo[a % r], hi[a % r] = pads[i], pads[i + len(axes)]
+    pairs = onnx_attrs.pad_pairs(e, node, ins, r)
+    lo, hi = [p[0] for p in pairs], [p[1] for p in pairs]
     value = e.reshape(value, ()) if value.type.rank else value
     return e.op("stablehlo.pad", [x, value], T(tuple(outs[0].shape), x.type.dtype),
                 f"edge_padding_low = array<i64{_ints(lo)}>, edge_padding_high = array<i64{_ints(hi)}>, "
