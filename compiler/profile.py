@@ -124,7 +124,7 @@ class TargetProfile:
         precision = Precision.parse(precision) if precision else self.default_precision
         if precision not in self.precisions:
             raise BadInput(
-                f"target {self.name!r} does not support precision {precision!r}; it supports "
+                f"target {self.name!r} does not support precision {str(precision)!r}; it supports "
                 f"{', '.join(self.precisions)} ({self.path})."
             )
         return precision
@@ -134,10 +134,26 @@ def known_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
 
 
-def load_profile(name: str) -> TargetProfile:
-    path = PROFILES_DIR / f"{name}.toml"
+def profile_path(target: str | Path) -> tuple[Path, bool]:
+    """(the profile file, whether it is one of the package's) for a target name or a path to a
+    user's own profile TOML (`--target my-device.toml`)."""
+    text = str(target)
+    if text.endswith(".toml") or "/" in text:
+        path = Path(text)
+        if not path.is_file():
+            raise BadInput(f"target profile {text!r} does not exist (a target is a name — see `targets` — or a .toml file).")
+        return path, False
+    path = PROFILES_DIR / f"{text}.toml"
     if not path.is_file():
-        raise unknown_name("target", name, known_profiles())
+        raise unknown_name("target", text, known_profiles())
+    return path, True
+
+
+def load_profile(target: str | Path) -> TargetProfile:
+    """The profile as written (its [options] untyped): `targets.registry.load_profile` checks the
+    options against the backend's declaration — use that one."""
+    path, packaged = profile_path(target)
+    name = path.stem
     t = Table(load_toml(path, "target profile"), str(path))
     dev = t.sub("device", required=True)
     device = Device(dev.req("name", str), dev.req("arch", str), dev.opt("notes", str, ""))
@@ -177,6 +193,6 @@ def load_profile(name: str) -> TargetProfile:
         path=path,
     )
     t.done()
-    if profile.name != name:
+    if packaged and profile.name != name:
         raise BadInput(f"{path}: name {profile.name!r} differs from the file name {name!r}.")
     return profile

@@ -6,6 +6,6 @@ import their runtime lazily, so listing targets stays cheap.
 
 from targets import openvino, ort, tensorrt, tflite, tvm  # noqa: F401  (registers each backend)
 from targets.coreml import backend as coreml  # noqa: F401
-from targets.registry import BACKENDS, get_backend
+from targets.registry import BACKENDS, get_backend, load_profile
 
-__all__ = ["BACKENDS", "get_backend"]
+__all__ = ["BACKENDS", "get_backend", "load_profile"]

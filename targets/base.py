@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 import onnx_ir as ir
 
+from compiler.options import Option
 from compiler.profile import TargetProfile
 
 
@@ -91,6 +92,9 @@ class Backend(abc.ABC):
     # Fused / non-default-domain ops this runtime executes (``domain::Op`` outside ai.onnx).
     # Graph passes that would emit anything else are not run for this backend's targets.
     accepts: ClassVar[frozenset[str]] = frozenset()
+    # The profile [options] this backend reads, besides `compiler.options.COMMON`: checked (and
+    # defaults filled) when a profile is loaded (`targets.registry.load_profile`).
+    options: ClassVar[dict[str, Option]] = {}
 
     @abc.abstractmethod
     def available(self, profile: TargetProfile) -> Availability: ...

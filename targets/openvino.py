@@ -33,6 +33,7 @@ import onnx_ir as ir
 from compiler import ir as irh
 from compiler.errors import CompilerError
 from compiler.profile import TargetProfile
+from compiler.options import Option, int_list_table
 from targets.base import Availability, Backend, Engine, Runner
 from targets.registry import register
 
@@ -73,6 +74,10 @@ def runtime_precisions(compiled) -> dict[str, int]:
 @register
 class OpenVinoBackend(Backend):
     name = "openvino"
+    options = {
+        "device": Option(str, "CPU", "the OpenVINO device the engine is compiled for"),
+        "static_shapes": Option(dict, {}, "sizes per named dynamic dim to also compile statically", check=int_list_table),
+    }
     # Standard ONNX fused ops only: OpenVINO fuses attention/LayerNorm itself; ORT contrib ops
     # would depend on its ONNX frontend's partial com.microsoft coverage.
     accepts = frozenset({"LayerNormalization", "Gelu"})

@@ -14,6 +14,7 @@ import onnx_ir as ir
 
 from compiler import ortsession
 from compiler.profile import TargetProfile
+from compiler.options import Option
 from targets.base import Availability, Backend, Engine, Runner
 from targets.registry import register
 
@@ -23,6 +24,11 @@ ENGINE_FILE = "model.ort.onnx"
 @register
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
+    options = {
+        "provider": Option(str, "CPUExecutionProvider", "the execution provider the engine runs on"),
+        "offline_optimization": Option(str, "extended", "ORT graph optimization level baked into model.ort.onnx",
+                                       choices=("disabled", "basic", "extended", "all")),
+    }
     # ORT CPU kernels for these exist in onnxruntime 1.31 (contrib ops: docs/ContribOperators.md).
     accepts = frozenset({
         "LayerNormalization",

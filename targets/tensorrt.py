@@ -33,6 +33,7 @@ import onnx_ir as ir
 from compiler import ir as irh
 from compiler.errors import BadInput, ToolchainMissing, ToolchainRefused
 from compiler.profile import TargetProfile
+from compiler.options import Option, int_list_table
 from targets import tensorrt_plan, tensorrt_support
 from targets.base import Availability, Backend, Deferred, Engine, Runner
 from targets.registry import register
@@ -99,6 +100,12 @@ def build_script(cmd: list[str], profile: TargetProfile) -> str:
 @register
 class TensorRtBackend(Backend):
     name = "tensorrt"
+    options = {
+        "workspace_mib": Option(int, 4096, "builder workspace in MiB", low=1),
+        "dla_core": Option(int, -1, "DLA core to build for (-1: the GPU)", low=-1, high=7),
+        "builder_optimization_level": Option(int, 3, "TensorRT builder optimization level", low=0, high=5),
+        "shape_profiles": Option(dict, {}, "min / opt / max per named dynamic dim", check=int_list_table),
+    }
     accepts = frozenset({"LayerNormalization"})  # in TensorRT 10's ONNX support matrix; no contrib ops
 
     def available(self, profile: TargetProfile) -> Availability:

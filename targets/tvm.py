@@ -25,6 +25,7 @@ from compiler import ir as irh
 from compiler import interrupts
 from compiler.errors import ToolchainMissing, ToolchainRefused, mentioned_ops
 from compiler.profile import TargetProfile
+from compiler.options import Option
 from targets.base import Availability, Backend, Deferred, Engine, Runner
 from targets.native_stderr import quiet_native_stderr
 from targets.registry import register
@@ -49,6 +50,11 @@ def _host_arch() -> str:
 @register
 class TvmBackend(Backend):
     name = "tvm"
+    options = {
+        "target": Option(dict, {"kind": "llvm"}, "TVM target in dict form (kind, mtriple, mattr…)",
+                         check=lambda t: None if isinstance(t.get("kind"), str) else "needs a string 'kind'"),
+        "cross_compiler": Option(str, "", "C compiler that links the library for the device (empty: this host's)"),
+    }
     accepts = frozenset({"LayerNormalization", "Gelu"})  # the Relax ONNX frontend's standard ops only
 
     def available(self, profile: TargetProfile) -> Availability:

@@ -18,12 +18,12 @@ from compiler.artifact.files import MANIFEST
 from compiler.artifact.integrity import check_integrity
 from compiler.errors import BadInput, ToolchainMissing
 from compiler.parity import check_parity, variant_parity
-from compiler.profile import load_profile
 from compiler.verify import ParityReport
-from targets import get_backend
+from targets import get_backend, load_profile
 from targets.base import Engine, Runner
 
 ARTIFACT_GOLDEN = "golden"  # the golden set travels inside the artifact
+PROFILE_FILE = "target.toml"  # and the target profile it was built for
 
 _REQUIRED = (("schema", int), ("status", str), ("precision", str), ("model", dict), ("model.name", str),
              ("target", dict), ("target.name", str), ("engine", dict), ("engine.backend", str), ("engine.entry", str),
@@ -110,7 +110,8 @@ def load_artifact(artifact: Path, threads: int = 1, on_device: bool = False,
     """The manifest (read here unless given) and a runner for the engine of a built artifact
     (files checked by sha256)."""
     manifest = manifest if manifest is not None else read_manifest(artifact)
-    profile = load_profile(manifest["target"]["name"])
+    own = artifact / PROFILE_FILE
+    profile = load_profile(own if own.is_file() else manifest["target"]["name"])
     backend = get_backend(manifest["engine"]["backend"])
     avail = backend.available(profile)
     if not avail.can_run:

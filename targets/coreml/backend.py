@@ -29,6 +29,7 @@ import onnx_ir as ir
 
 from compiler.errors import ToolchainRefused
 from compiler.profile import TargetProfile
+from compiler.options import Option, int_list_table
 from targets.base import Availability, Backend, Deferred, Engine, Runner
 from targets.coreml.lower import np_dtype
 from targets.coreml.package import make_deterministic
@@ -61,6 +62,11 @@ def native_runtime() -> tuple[bool, str]:
 @register
 class CoremlBackend(Backend):
     name = "coreml"
+    options = {
+        "compute_units": Option(str, "ALL", "Core ML compute units", choices=("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")),
+        "compress_weight_threshold": Option(int, 2048, "int8: weights with fewer elements stay float", low=0),
+        "shape_profiles": Option(dict, {}, "min / opt / max per named dynamic dim", check=int_list_table),
+    }
     accepts = frozenset({"LayerNormalization", "Gelu"})  # standard ONNX ops with native MIL ops
 
     def available(self, profile: TargetProfile) -> Availability:

@@ -123,7 +123,7 @@ def test_best_installs_the_fastest_passing_precision(tmp_path, capsys):
     passing = [c for c in best["candidates"] if c["passed"]]
     assert best["chosen"] == min(passing, key=lambda c: c["p50_ms"])["precision"] == manifest["precision"]
     assert "Precision choice" in (out / "report.md").read_text()
-    assert best["shared_stages"] == "export and passes ran once; 2 other candidate(s) reused them"
+    assert best["shared_stages"] == "export and passes ran 1 time(s) for 3 candidate(s)"
     assert manifest["node_count"]["optimized"] < manifest["node_count"]["exported"] or manifest["passes"]  # the reused stages' record
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]  # no candidate directories left behind
     assert main(["verify", "--artifact", str(out)]) == 0  # the file table still matches every file
