@@ -21,7 +21,7 @@ export TRANSFORMERS_OFFLINE := 1
 # onnxruntime's telemetry (a device id in $TMPDIR/.ses, uploads to Microsoft): off (compiler/__init__.py)
 export ORT_DISABLE_TELEMETRY ?= 1
 
-.PHONY: setup build golden verify bench bench-passes bench-precision bench-backends bench-versus test test-slow test-coverage targets clean
+.PHONY: setup build golden verify bench bench-passes bench-precision bench-backends bench-versus bench-cache test test-slow test-coverage targets clean
 
 setup: $(STAMP)
 
@@ -110,6 +110,12 @@ bench-backends: $(STAMP)
 bench-versus: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) -m compiler.versus --model digits-cnn --model efficientnet-lite0 --model minilm-l6 --batch 1 --batch 8 --iters $(ITERS) --out build/bench
+
+# Cold build vs a warm rebuild with nothing changed (the persistent stage cache), whole processes,
+# alternated per round; every warm artifact byte-identical to its cold one. build/bench/cache.json.
+bench-cache: $(STAMP)
+	mkdir -p build/bench
+	$(PY) bench/cache.py --model efficientnet-lite0 --target intel --precision int8 --rounds 3 --json build/bench/cache.json
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow and not coverage" $(PYTEST_ARGS)

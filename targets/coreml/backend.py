@@ -84,7 +84,8 @@ class CoremlBackend(Backend):
 
     def compile(self, model: ir.Model, model_path: Path, profile: TargetProfile, precision: str, workdir: Path) -> Engine:
         from targets.coreml import mil_eval
-        from targets.coreml.lower import OPSET, lower
+        from targets.coreml.convert import lower
+        from targets.coreml.lower import OPSET
 
         ct = coremltools()
         lowered = lower(model)

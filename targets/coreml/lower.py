@@ -29,7 +29,7 @@ from typing import Any, Union
 import numpy as np
 import onnx_ir as ir
 
-from targets.lowering import Lowerings, lower_graph
+from targets.lowering import Lowerings
 
 LOWERINGS = Lowerings("Core ML lowering")
 lowering = LOWERINGS.register
@@ -219,15 +219,3 @@ class Program:
             self.outputs.append({"name": v.name, "mil_name": name, "dtype": dtype(named[-1]), "scalar": scalar_out})
         self.fn.set_outputs(named)
 
-
-def lower(model: ir.Model) -> Lowered:
-    """The model as a one-function MIL program ("main")."""
-    from coremltools.converters.mil.mil import Program as MilProgram
-
-    from targets.coreml import families  # noqa: F401  (registers every op family)
-
-    p = Program()
-    ops = lower_graph(model, p)
-    program = MilProgram()
-    program.add_function("main", p.fn)
-    return Lowered(program, p.inputs, p.outputs, ops)
