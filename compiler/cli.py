@@ -1,4 +1,4 @@
-"""Command line: build · golden · verify · bench · targets (DESIGN.md's CLI contract).
+"""Command line: build · golden · verify · bench · targets (docs/cli.md).
 
 Exit codes: 0 built and verified · 1 parity failure (artifact kept, marked failed) · 2 bad input
 or usage (nothing written) · 3 target toolchain missing on this host · 4 internal error (a bug) ·
@@ -50,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--trust-pickle", action="store_true",
                    help="allow a .pt2 whose weights/inputs are pickled (loading it runs code from the file)")
     b.add_argument("--cache", type=Path, metavar="DIR",
-                   help="stage cache directory (default $MODEL_COMPILER_CACHE, else ~/.cache/model-compiler)")
+                   help="stage cache directory (default: $MODEL_COMPILER_CACHE, else $XDG_CACHE_HOME/model-compiler, "
+                        "else ~/.cache/model-compiler)")
     b.add_argument("--no-cache", action="store_true", help="reuse no stage result from disk and store none")
     b.add_argument("--quiet", action="store_true")
 
@@ -173,7 +174,7 @@ def _run(args: argparse.Namespace) -> int:
         from compiler.artifact.read import verify
 
         rep = verify(args.artifact, args.golden, args.on_device)
-        print(json.dumps(rep.as_dict(), indent=2))
+        _print(json.dumps(rep.as_dict(), indent=2))
         if not rep.passed:
             raise ParityFailure(f"parity failed for {args.artifact}: {'; '.join(rep.failures())}.")
         return 0
@@ -184,7 +185,7 @@ def _run(args: argparse.Namespace) -> int:
             raise BadInput(f"--json {str(args.json)!r}: give a file path in an existing directory.")
         res = bench_many(args.artifact, args.batch or [1], args.iters, args.warmup, args.threads)
         text = json.dumps(res if len(res) > 1 else res[0], indent=2)
-        print(text)
+        _print(text)
         print(table(res), file=sys.stderr)
         if args.json:
             args.json.write_text(text + "\n")
@@ -194,6 +195,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "passes":
         return _passes()
     raise AssertionError(args.command)
+
+
+def _print(text: str) -> None:
+    """stdout, where a reader that stopped early (`verify … | head`) is not an error of ours."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
 
 
 def _targets() -> int:

@@ -1,4 +1,4 @@
-"""Errors that carry the CLI exit code of the DESIGN.md contract.
+"""Errors that carry the CLI exit code of docs/cli.md.
 
 0 built and verified · 1 parity failure (artifact kept, marked failed) · 2 bad input or usage
 (nothing written) · 3 target toolchain missing on this host · 5 the host ran out of disk or memory.

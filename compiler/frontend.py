@@ -259,7 +259,7 @@ def _export_legacy(module, args, names, out_names, dyn, opset) -> ir.Model:
 
 def _probe_dynamic_batch(model: ir.Model, args, names, dyn) -> None:
     """Run the export in ORT at batch 1 when the batch dim is dynamic: the dynamo exporter can
-    declare a dim dynamic yet bake the example's size into a Reshape (TOOLCHAINS.md)."""
+    declare a dim dynamic yet bake the example's size into a Reshape (docs/toolchains.md)."""
     batch_dynamic = any(0 in d for d in dyn.values())
     if not batch_dynamic or int(args[0].shape[0]) < 2:
         return

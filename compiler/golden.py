@@ -7,7 +7,6 @@ task metric) and ``tolerances.toml``. The reference is PyTorch eager FP32 on rea
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 import shutil
@@ -161,7 +160,6 @@ def _generate(spec: ModelSpec, slot: OutputSlot, inputs_npz: Path | None, log: C
         "spec_sha256": spec.sha256,
         "reference": "pytorch-eager-fp32",
         "torch": torch.__version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "source": source,
         "samples": len(samples),
         "sample_descriptions": list(samples.descriptions),

@@ -2,7 +2,7 @@
 
 - The inference precision hint is always set from the requested precision: on CPUs with AMX /
   AVX-512 BF16 (this one) OpenVINO's CPU default is bf16, which would silently run an "fp32"
-  engine in bf16 (max error ~1e-3 on a small CNN; ../shared/TOOLCHAINS.md).
+  engine in bf16 (max error ~1e-3 on a small CNN; docs/toolchains.md).
 - fp16 compresses weights to FP16 in the IR (``ov.save_model(compress_to_fp16=True)``); other
   precisions save FP32 weights (OpenVINO's default would compress them too).
 - Tensors are matched by the graph's own names: an OpenVINO port can carry several names (a

@@ -1,7 +1,7 @@
 """TFLite / LiteRT backend (target ``android``): our IR → StableHLO → litert-converter →
 ``model.tflite``, run in the LiteRT Interpreter.
 
-Lowering path, chosen with evidence (../shared/TOOLCHAINS.md): the converter owns NCHW→NHWC
+Lowering path, chosen with evidence (docs/toolchains.md): the converter owns NCHW→NHWC
 layout, bias/activation fusion, op versions and integer kernels, and took hand-written NCHW
 StableHLO (with dynamic dims) to CONV_2D / FULLY_CONNECTED with correct versions; writing the
 flatbuffer ourselves would mean owning all of that. Our part is ONNX → StableHLO

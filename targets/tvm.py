@@ -8,7 +8,7 @@ The manifest records that the device library was built from the verified IR and 
 that verifies it on the device (``compiler verify --on-device``).
 
 Auto-tuning (MetaSchedule) is not offered: with the apache-tvm 0.27 wheel every candidate fails
-in the LocalBuilder, or the FFI segfaults (../shared/TOOLCHAINS.md).
+in the LocalBuilder, or the FFI segfaults (docs/toolchains.md).
 """
 
 from __future__ import annotations

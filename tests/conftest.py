@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 # Before numpy is imported: a process that ran OpenVINO's converter spun a float64 BLAS call
-# at 100 % CPU for minutes with several BLAS threads (../shared/TOOLCHAINS.md).
+# at 100 % CPU for minutes with several BLAS threads (docs/toolchains.md).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("TVM_NUM_THREADS", "1")

@@ -116,3 +116,20 @@ def test_no_module_in_compiler_is_longer_than_350_lines():
     long = {str(p.relative_to(REPO)): n for p in (REPO / "compiler").rglob("*.py")
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert long == {}, f"modules over {MAX_LINES} lines: {long}"
+
+
+def test_no_file_points_outside_the_repository():
+    """Docs and comments cite the project's own docs/, never a sibling folder or a machine path."""
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    bad = []
+    for f in files:
+        p = REPO / f
+        if p.suffix not in (".py", ".md", ".toml", ".txt", ".cfg", ".yml", ".yaml", "") or not p.is_file():
+            continue
+        text = p.read_text(errors="ignore")
+        for needle in ("../shared", "/work/", "shared/DESIGN", "shared/TOOLCHAINS", "shared/MODELS"):
+            if needle in text and p.name != "test_structure.py":
+                bad.append(f"{f}: {needle}")
+    assert bad == []
