@@ -76,6 +76,16 @@ def _parser() -> argparse.ArgumentParser:
     be.add_argument("--threads", type=int, default=1)
     be.add_argument("--json", type=Path, help="also write the result to this file")
 
+    m = sub.add_parser("matrix", help="build and verify every (model, target, precision) of a fleet file, in parallel")
+    m.add_argument("fleet", type=Path, help="FLEET.toml: [[build]] tables with model, targets, precisions")
+    m.add_argument("--out", type=Path, required=True, help="artifacts go to DIR/<target>/<model>/<precision>/")
+    m.add_argument("--jobs", type=int, help="rows built at once here (default: this machine's cores)")
+    m.add_argument("--ray", metavar="local|ADDRESS", help="run rows as Ray tasks: 'local' starts Ray on 127.0.0.1")
+    m.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML (a suite per target)")
+    m.add_argument("--cache", type=Path, metavar="DIR", help="the stage cache every row shares (as for build)")
+    m.add_argument("--no-cache", action="store_true")
+    m.add_argument("--quiet", action="store_true")
+
     sub.add_parser("targets", help="every target: can it compile here? run here? why not?")
     sub.add_parser("passes", help="every graph pass with a one-line description, and the pipelines")
     return p
@@ -189,6 +199,18 @@ def _run(args: argparse.Namespace) -> int:
         print(table(res), file=sys.stderr)
         if args.json:
             args.json.write_text(text + "\n")
+        return 0
+    if args.command == "matrix":
+        from compiler.fleet.matrix import MatrixOptions, run as run_matrix
+
+        s = run_matrix(args.fleet, MatrixOptions(args.out, args.jobs, args.ray, args.junit, args.cache, not args.no_cache),
+                       Progress(quiet=args.quiet))
+        print(f"matrix: {s['rows_passed']}/{s['rows']} rows passed in {s['seconds']} s; {args.out}/summary.md",
+              file=sys.stderr)
+        failed = [r for r in s["results"] if r.get("code") != 0 and not r.get("allow_fail")]
+        if failed:
+            raise ParityFailure(f"{len(failed)} required row(s) failed: " + "; ".join(
+                f"{r['id']} (exit {r.get('code')}): {(r.get('message') or '').splitlines()[0][:200]}" for r in failed))
         return 0
     if args.command == "targets":
         return _targets()

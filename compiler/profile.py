@@ -100,6 +100,9 @@ class Device:
     name: str
     arch: str
     notes: str = ""
+    # the Ray custom resource a node offers when it is this device: where deferred device steps
+    # (engine build + verification, prediction) run in a fleet (`matrix --ray`)
+    resource: str = ""
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,7 @@ def load_profile(target: str | Path) -> TargetProfile:
     name = path.stem
     t = Table(load_toml(path, "target profile"), str(path))
     dev = t.sub("device", required=True)
-    device = Device(dev.req("name", str), dev.req("arch", str), dev.opt("notes", str, ""))
+    device = Device(dev.req("name", str), dev.req("arch", str), dev.opt("notes", str, ""), dev.opt("resource", str, ""))
     dev.done()
     prec = t.sub("precision", required=True)
     allowed = tuple(Precision.parse(p, f"{path} [precision] allowed") if isinstance(p, str) else p
