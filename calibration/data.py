@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
-from compiler.datasets import DataSource
+from compiler.datasets.samples import DataSource
 from compiler.errors import BadInput
 from compiler.ir import TensorInfo
 

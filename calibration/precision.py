@@ -21,7 +21,7 @@ from calibration import qdq, ranges, sensitivity, smooth, surgery
 from calibration.data import checked_batches
 from calibration.fallback import Gate, search
 from compiler import ir as irh
-from compiler.datasets import Samples
+from compiler.datasets.samples import Samples
 from compiler.errors import BadInput
 from compiler.profile import TargetProfile
 from compiler.spec import ModelSpec

@@ -37,6 +37,15 @@ class ToolchainRefused(CompilerError):
 TOOLCHAIN_MODULES = ("onnxruntime", "openvino", "tvm", "tvm_ffi", "tensorrt", "polygraphy")
 
 
+def first_line(e: BaseException) -> str:
+    """The line of an exception worth showing; for torch.onnx errors, the exception summary."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip() or type(e).__name__
+    if "## Exception summary" in text:
+        text = text.split("## Exception summary", 1)[1].strip()
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return lines[0][:400] if lines else text
+
+
 def is_toolchain_exception(e: BaseException) -> bool:
     module = type(e).__module__ or ""
     return module.split(".")[0] in TOOLCHAIN_MODULES or type(e) is RuntimeError

@@ -21,7 +21,8 @@ from compiler import ir as irh
 from compiler import tolerances as tol_mod
 from compiler.artifact.files import write_json
 from compiler.artifact.slot import GOLDEN as GOLDEN_KIND, OutputSlot
-from compiler.datasets import Samples, read_npz
+from compiler.datasets.npz import read_npz
+from compiler.datasets.samples import Samples
 from compiler.errors import BadInput
 from compiler.spec import ModelSpec, SourceKind
 
@@ -128,10 +129,10 @@ def generate(spec: ModelSpec, out_dir: Path, inputs_npz: Path | None = None, log
 def _generate(spec: ModelSpec, slot: OutputSlot, inputs_npz: Path | None, log: Callable[[str], None], commit: bool) -> Path:
     import torch
 
-    from compiler import frontend
+    from compiler import torch_model
 
     torch.set_num_threads(1)
-    module, examples = frontend.load_torch(spec)
+    module, examples = torch_model.load_torch(spec)
     if inputs_npz is not None:
         feeds, _ = read_npz(inputs_npz)
         samples = Samples(feeds, None, (f"arrays from {inputs_npz}",))
@@ -139,20 +140,20 @@ def _generate(spec: ModelSpec, slot: OutputSlot, inputs_npz: Path | None, log: C
     elif spec.golden is not None:
         samples = spec.golden.load()
         source = spec.golden.describe()
-    elif (feeds := frontend.example_feeds(module, examples, spec)) is not None:
+    elif (feeds := torch_model.example_feeds(module, examples, spec)) is not None:
         samples = Samples(feeds, None, ("the factory's example inputs",))
         source = f"example inputs returned by {spec.source}"
     else:
         raise BadInput(f"model {spec.name!r} names no golden inputs ([golden] in its spec, or example inputs "
                        "returned by its factory); pass --inputs NPZ.")
-    in_names = frontend.input_names_of(module, examples, spec)
+    in_names = torch_model.input_names_of(module, examples, spec)
     missing = [n for n in in_names if n not in samples.feeds]
     if missing:
         raise BadInput(f"golden inputs lack {missing}; the model takes {list(in_names)}, got {sorted(samples.feeds)}.")
     _check_finite(samples.feeds, source)
     feeds = {n: samples.feeds[n] for n in in_names}
     log(f"running PyTorch eager fp32 on {len(samples)} real sample(s) ({source})")
-    outputs = frontend.run_eager(module, feeds, in_names, spec)
+    outputs = torch_model.run_eager(module, feeds, in_names, spec)
     _check_finite(outputs, "the eager reference outputs")
 
     meta: dict[str, Any] = {
@@ -171,7 +172,7 @@ def _generate(spec: ModelSpec, slot: OutputSlot, inputs_npz: Path | None, log: C
         data = ev.data.load()
         if data.labels is None:
             raise BadInput(f"evaluation set of {spec.name!r} ({ev.data.describe()}) has no labels.")
-        logits = frontend.run_eager(module, {n: data.feeds[n] for n in in_names}, in_names, spec)[ev.output]
+        logits = torch_model.run_eager(module, {n: data.feeds[n] for n in in_names}, in_names, spec)[ev.output]
         from compiler.verify import top1_accuracy
 
         acc = top1_accuracy(logits, data.labels)

@@ -18,7 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.artifact.files import sha256_file
-from compiler.datasets import DataSource, NpzSource, PythonSource, SentencesSource, parse_source
+from compiler.datasets import parse_source
+from compiler.datasets.factory import PythonSource
+from compiler.datasets.npz import NpzSource
+from compiler.datasets.samples import DataSource
+from compiler.datasets.sentences import SentencesSource
 from compiler.errors import BadInput
 from compiler.tomlschema import Table, load_toml
 

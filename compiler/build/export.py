@@ -12,7 +12,7 @@ from pathlib import Path
 import onnx
 import onnx_ir as ir
 
-from compiler import frontend, ir as irh
+from compiler import frontend, ir as irh, torch_model
 from compiler.build.context import BuildContext
 from compiler.cache import OFF, Entry, keys
 from compiler.frontend import FrontendResult
@@ -27,7 +27,7 @@ def model_identity(ctx: BuildContext) -> dict:
     if spec.source_kind is SourceKind.PT2:
         return {"pt2": keys.file_sha256(Path(spec.source))}
     if ctx.torch_model is None:
-        ctx.torch_model = frontend.load_torch(spec)
+        ctx.torch_model = torch_model.load_torch(spec)
     module, examples = ctx.torch_model
     source = keys.factory_source(spec.source) if spec.source_kind is SourceKind.FACTORY else {}
     return {"factory": keys.torch_module(module, examples), "module": source}

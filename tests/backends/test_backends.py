@@ -12,7 +12,7 @@ import onnx
 import onnx.reference
 import pytest
 
-from compiler import frontend
+from compiler import onnx_file
 from compiler.profile import known_profiles, load_profile
 from targets import BACKENDS, get_backend
 
@@ -34,7 +34,7 @@ def profile(request):
 
 def test_compile_run_matches_reference_evaluator(profile, tiny_onnx, tmp_path):
     path, golden = tiny_onnx
-    model = frontend.load_onnx(path)
+    model = onnx_file.load_onnx(path)
     backend = get_backend(profile.backend)
     work = tmp_path / "engine"
     work.mkdir()

@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from compiler.cli import main
-from compiler.datasets import PythonSource
+from compiler.datasets.factory import PythonSource
 from compiler.spec import load_spec
 
 SPEC = """

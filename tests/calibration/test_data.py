@@ -4,7 +4,7 @@ import pytest
 
 from calibration.data import checked_batches
 from compiler import ir as irh
-from compiler.datasets import NpzSource
+from compiler.datasets.npz import NpzSource
 from compiler.errors import BadInput
 
 

@@ -9,7 +9,7 @@ import pytest
 from calibration.data import checked_batches
 from calibration.ranges import collect, mse_threshold
 from compiler import ir as irh
-from compiler.datasets import PythonSource
+from compiler.datasets.factory import PythonSource
 from tests.calibration.conftest import digits_batches
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from compiler import spec
-from compiler.datasets import ImagesSource, resolve_file_ref
+from compiler.datasets.images import ImagesSource, resolve_file_ref
 from compiler.errors import BadInput
 
 

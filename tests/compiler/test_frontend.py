@@ -7,7 +7,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from compiler import frontend, ir as irh
+from compiler import frontend, ir as irh, torch_model
 from compiler.errors import BadInput
 from compiler.spec import ExportSpec, Exporter, ModelSpec, SourceKind, TensorSpec
 
@@ -34,7 +34,7 @@ def test_export_matches_eager_at_another_batch(exporter):
     assert res.exporter == exporter.value
     assert (res.fallback_reason is None) == (exporter is Exporter.DYNAMO)
     x = _feeds(5)["x"]  # dynamic batch: run at a batch size the export never saw
-    module, _ = frontend.load_torch(spec)
+    module, _ = torch_model.load_torch(spec)
     expected = module(torch.from_numpy(x)).detach().numpy()
     (got,) = _ort(res.model).run(None, {"x": x})
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)

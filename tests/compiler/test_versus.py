@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.versus import Flow, dominated, repeats_for, time_flows
+from compiler.versus.flows import Flow
+from compiler.versus.measure import repeats_for, time_flows
+from compiler.versus.verdict import dominated
 
 
 def test_a_sample_is_a_block_of_calls_sized_to_the_flows_latency():
@@ -58,13 +60,14 @@ def test_dominated_lists_ours_beaten_by_an_as_accurate_flow_of_the_same_runtime_
 
 def test_an_artifact_that_fails_its_gate_is_listed_not_measured(tmp_path, monkeypatch):
     """A failed build is not what a user deploys: it does not compete, and the table says why."""
-    from compiler import build, versus
+    from compiler import build
+    from compiler.versus import flows as versus_flows, markdown
     from compiler.verify import ParityReport
 
     failed = ParityReport("bf16", {}, precision_gate=["bf16 misses the gate"])
     monkeypatch.setattr(build, "run", lambda *a, **k: build.BuildResult(tmp_path, False, failed, {}))
-    flows, not_measured = versus.our_flows("digits-cnn", tmp_path, (("intel", "bf16"),), log=lambda s: None)
+    flows, not_measured = versus_flows.our_flows("digits-cnn", tmp_path, (("intel", "bf16"),), log=lambda s: None)
     assert flows == [] and not_measured == ["ours intel bf16: failed its gate (precision gate: bf16 misses the gate)"]
-    md = versus.markdown([{"model": "m", "heldout": "h", "accuracy_measure": "a", "accuracy_bar": 0.9, "batches": [1],
+    md = markdown.markdown([{"model": "m", "heldout": "h", "accuracy_measure": "a", "accuracy_bar": 0.9, "batches": [1],
                            "rows": [], "verdict": [], "dominated": [], "not_measured": not_measured}])
     assert "Not measured: ours intel bf16: failed its gate" in md

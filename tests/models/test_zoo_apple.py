@@ -66,7 +66,7 @@ def _torch_converted_ops(name: str) -> dict[str, int]:
 
     from compiler import golden as golden_mod
     from compiler import spec as spec_mod
-    from compiler.frontend import load_torch
+    from compiler.torch_model import load_torch
     from targets.coreml.backend import coremltools
     from targets.coreml.mil_eval import op_histogram
 

@@ -156,7 +156,7 @@ def test_2_onnxruntime_reads_exactly_what_the_frontend_stamps():
     """MAX_IR_VERSION / MAX_OPSET are facts about the pinned ORT: checked, so an upgrade shows."""
     import onnxruntime as ort
 
-    from compiler.frontend import MAX_IR_VERSION, MAX_OPSET
+    from compiler.onnx_file import MAX_IR_VERSION, MAX_OPSET
 
     def loads(ir_version: int, opset: int) -> bool:
         xi = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
