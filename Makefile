@@ -21,7 +21,7 @@ export TRANSFORMERS_OFFLINE := 1
 # onnxruntime's telemetry (a device id in $TMPDIR/.ses, uploads to Microsoft): off (compiler/__init__.py)
 export ORT_DISABLE_TELEMETRY ?= 1
 
-.PHONY: setup build golden verify bench bench-passes bench-precision bench-backends bench-versus bench-cache test test-slow test-coverage targets clean
+.PHONY: setup build golden verify bench bench-passes bench-precision bench-backends bench-versus bench-cache bench-fleet matrix test test-slow test-coverage targets clean
 
 setup: $(STAMP)
 
@@ -110,6 +110,17 @@ bench-backends: $(STAMP)
 bench-versus: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) -m compiler.versus --model digits-cnn --model efficientnet-lite0 --model minilm-l6 --batch 1 --batch 8 --iters $(ITERS) --out build/bench
+
+# Every (model, target, precision) of a fleet file: make matrix FLEET=fleet.toml [OUT=build/matrix] [JOBS=2]
+FLEET ?= bench/fleets/zoo.toml
+OUT   ?= build/matrix
+JOBS  ?=
+matrix: $(STAMP)
+	$(PY) -m compiler matrix $(FLEET) --out $(OUT) --junit $(OUT)/junit.xml $(if $(JOBS),--jobs $(JOBS))
+
+# The zoo matrix cold with --jobs 1 / --jobs 2 / --ray local, then warm; build/bench/fleet/fleet.md.
+bench-fleet: $(STAMP)
+	$(PY) bench/fleet.py --fleet bench/fleets/zoo.toml --out build/bench/fleet
 
 # Cold build vs a warm rebuild with nothing changed (the persistent stage cache), whole processes,
 # alternated per round; every warm artifact byte-identical to its cold one. build/bench/cache.json.

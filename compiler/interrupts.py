@@ -61,13 +61,27 @@ def committing() -> Iterator[None]:
     block completes, the run is committed and the signal is only reported; if it raises, the
     signal is raised after it."""
     global _holding, _committed
+    before = _holding
     _holding = True
     try:
         yield
         _committed = True
     finally:
-        _holding = False
+        _holding = before
     check()
+
+
+@contextmanager
+def held() -> Iterator[None]:
+    """Cleanup that must finish (removing a run's scratch): a signal meanwhile is recorded, not
+    raised, and stays pending for whoever checks next."""
+    global _holding
+    before = _holding
+    _holding = True
+    try:
+        yield
+    finally:
+        _holding = before
 
 
 def late() -> bool:

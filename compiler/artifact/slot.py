@@ -189,10 +189,11 @@ class OutputSlot:
         return self
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
-        self._redirect.__exit__(None, None, None)
-        for p in self._scratch():
-            shutil.rmtree(p, ignore_errors=True)
-        self._unlock()
+        with interrupts.held():  # a second Ctrl-C must not leave the scratch half removed
+            self._redirect.__exit__(None, None, None)
+            for p in self._scratch():
+                shutil.rmtree(p, ignore_errors=True)
+            self._unlock()
 
     def staging(self) -> Path:
         """A fresh directory to assemble the new output in (world-readable like any build file)."""

@@ -16,7 +16,7 @@ from compiler.artifact.files import write_json
 from compiler.artifact.read import ARTIFACT_GOLDEN, PROFILE_FILE
 from compiler.build.context import BuildContext
 from compiler.build.toolchain import toolchain_step
-from compiler.cache import Entry, keys
+from compiler.cache import Entry, cached, keys
 from targets.base import Deferred, Engine
 
 MODEL_FILE = "model.onnx"
@@ -42,21 +42,21 @@ def run(ctx: BuildContext) -> None:
     k = ctx.keys["compile"] = keys.digest("compile", keys.code_version(), keys.toolchain(), before, ctx.precision,
                                           keys.file_sha256(ctx.profile.path) if ctx.profile.path else None,
                                           ctx.avail.versions)
-    entry, how = ctx.cache.get("compile", k)
-    ctx.cache_report["compile"] = how
-    if entry is not None:
+
+    def compute() -> tuple[Engine, Entry]:
+        with ctx.progress.step(f"compile: {ctx.profile.backend} ({ctx.precision})"), \
+                toolchain_step(ctx.backend.name, "compile", ctx.model):
+            engine = ctx.backend.compile(ctx.model, tmp / MODEL_FILE, ctx.profile, ctx.precision, tmp)
+        written = {n: (tmp / n).read_bytes() for n, h in _listing(tmp).items() if before.get(n) != h}
+        return engine, Entry({"engine": engine.to_manifest(), "deferred": [dict(d.__dict__) for d in engine.deferred]}, written)
+
+    def restore(entry: Entry) -> Engine:  # exactly the files the backend wrote
         for name in entry.names():
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / name).write_bytes(entry.read(name))
-        f = entry.facts
-        ctx.engine = Engine.from_manifest(tmp, f["engine"])
-        ctx.engine.deferred = [Deferred(**d) for d in f["deferred"]]
-        ctx.progress.info(f"compile: {how} ({ctx.profile.backend}, {ctx.precision})")
-        return
-    with ctx.progress.step(f"compile: {ctx.profile.backend} ({ctx.precision})"), \
-            toolchain_step(ctx.backend.name, "compile", ctx.model):
-        ctx.engine = ctx.backend.compile(ctx.model, tmp / MODEL_FILE, ctx.profile, ctx.precision, tmp)
-    after = _listing(tmp)
-    written = {n: (tmp / n).read_bytes() for n, h in after.items() if before.get(n) != h}
-    ctx.cache.put("compile", k, Entry({"engine": ctx.engine.to_manifest(),
-                                       "deferred": [dict(d.__dict__) for d in ctx.engine.deferred]}, written))
+        engine = Engine.from_manifest(tmp, entry.facts["engine"])
+        engine.deferred = [Deferred(**d) for d in entry.facts["deferred"]]
+        ctx.progress.info(f"compile: from the cache ({ctx.profile.backend}, {ctx.precision})")
+        return engine
+
+    ctx.engine, ctx.cache_report["compile"] = cached(ctx.cache, "compile", k, compute, restore)

@@ -14,7 +14,7 @@ import onnx_ir as ir
 
 from compiler import frontend, ir as irh, torch_model
 from compiler.build.context import BuildContext
-from compiler.cache import OFF, Entry, keys
+from compiler.cache import OFF, Entry, cached, keys
 from compiler.frontend import FrontendResult
 from compiler.spec import SourceKind
 
@@ -49,18 +49,19 @@ def run(ctx: BuildContext) -> None:
         ctx.cache_report["export"] = OFF
         ctx.golden.check_against(ctx.exported.model)
         return
-    k = ctx.keys["export"] = key(ctx)
-    entry, how = ctx.cache.get("export", k)
-    if entry is not None:
+    def compute() -> tuple[FrontendResult, Entry]:
+        fe = _load(ctx)
+        return fe, Entry({"exporter": fe.exporter, "fallback_reason": fe.fallback_reason, "seconds": fe.seconds},
+                         {"model.onnx": irh.to_proto(fe.model).SerializeToString()})
+
+    def restore(entry: Entry) -> FrontendResult:
         f = entry.facts
-        ctx.exported = FrontendResult(ir.serde.deserialize_model(onnx.load_from_string(entry.read("model.onnx"))), f["exporter"],
-                                      f["fallback_reason"], f["seconds"])
-        ctx.progress.info(f"export: {how} ({f['exporter']}, {irh.node_count(ctx.exported.model)} nodes)")
-    else:
-        ctx.exported = fe = _load(ctx)
-        ctx.cache.put("export", k, Entry({"exporter": fe.exporter, "fallback_reason": fe.fallback_reason, "seconds": fe.seconds},
-                                         {"model.onnx": irh.to_proto(fe.model).SerializeToString()}))
-    ctx.cache_report["export"] = how
+        model = ir.serde.deserialize_model(onnx.load_from_string(entry.read("model.onnx")))
+        ctx.progress.info(f"export: from the cache ({f['exporter']}, {irh.node_count(model)} nodes)")
+        return FrontendResult(model, f["exporter"], f["fallback_reason"], f["seconds"])
+
+    ctx.keys["export"] = k = key(ctx)
+    ctx.exported, ctx.cache_report["export"] = cached(ctx.cache, "export", k, compute, restore)
     ctx.golden.check_against(ctx.exported.model)
 
 

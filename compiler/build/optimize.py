@@ -17,7 +17,7 @@ from compiler import ir as irh
 from compiler.artifact.files import write_json
 from compiler.artifact.slot import DUMP_MARKER, IR_DUMP
 from compiler.build.context import BuildContext
-from compiler.cache import OFF, Entry, keys
+from compiler.cache import Entry, cached, keys
 from compiler.errors import ParityFailure
 from compiler.passes import PassContext
 from compiler.passes.manager import DumpIR, GoldenCheck, PipelineResult
@@ -30,20 +30,21 @@ def key(ctx: BuildContext) -> str:
 
 
 def run(ctx: BuildContext) -> None:
-    k = ctx.keys["optimize"] = key(ctx)
-    watched = ctx.options.verify_passes or ctx.dump_slot is not None
-    entry, how = (None, OFF) if watched else ctx.cache.get("optimize", k)
-    if entry is not None:
+    def compute() -> tuple[PipelineResult, Entry]:
+        r = _run_passes(ctx)
+        return r, Entry({"records": r.records, "fusions": r.fusions, "skipped": r.skipped},
+                        {"model.onnx": irh.to_proto(r.model).SerializeToString()})
+
+    def restore(entry: Entry) -> PipelineResult:
         f = entry.facts
-        ctx.optimized = PipelineResult(ir.serde.deserialize_model(onnx.load_from_string(entry.read("model.onnx"))),
-                                       f["records"], f["fusions"], f["skipped"])
-        ctx.progress.info(f"passes: {how} ({irh.node_count(ctx.optimized.model)} nodes after {ctx.pipeline!r})")
-    else:
-        ctx.optimized = _run_passes(ctx)
-        ctx.cache.put("optimize", k, Entry({"records": ctx.optimized.records, "fusions": ctx.optimized.fusions,
-                                            "skipped": ctx.optimized.skipped},
-                                           {"model.onnx": irh.to_proto(ctx.optimized.model).SerializeToString()}))
-    ctx.cache_report["optimize"] = how
+        r = PipelineResult(ir.serde.deserialize_model(onnx.load_from_string(entry.read("model.onnx"))),
+                           f["records"], f["fusions"], f["skipped"])
+        ctx.progress.info(f"passes: from the cache ({irh.node_count(r.model)} nodes after {ctx.pipeline!r})")
+        return r
+
+    ctx.keys["optimize"] = k = key(ctx)
+    watched = ctx.options.verify_passes or ctx.dump_slot is not None
+    ctx.optimized, ctx.cache_report["optimize"] = cached(ctx.cache, "optimize", k, compute, restore, use=not watched)
     # later stages mutate the model they are given: they get a copy
     ctx.model = ir.serde.deserialize_model(irh.to_proto(ctx.optimized.model))
     ctx.golden.check_against(ctx.model)  # a pass must not rename or reshape the graph's interface

@@ -26,7 +26,7 @@ from calibration.fallback import Gate
 from compiler import ir as irh, validation
 from compiler.build.context import BuildContext, Reduced
 from compiler.build.toolchain import toolchain_step
-from compiler.cache import OFF, Entry, keys
+from compiler.cache import Entry, cached, keys
 from compiler.parity import check_parity, tolerance_of, variant_parity
 from compiler.precision import Precision
 from compiler.verify import ParityReport
@@ -39,23 +39,21 @@ def run(ctx: BuildContext) -> None:
     if ctx.spec.validation is not None and (p in (Precision.INT8, Precision.FP16) or (p.reduced and ctx.avail.can_run)):
         ctx.groups = _validation_groups(ctx)
     if p not in (Precision.INT8, Precision.FP16):
-        ctx.cache_report.setdefault("precision", OFF)
         return
-    k = ctx.keys["precision"] = _key(ctx)
-    entry, how = ctx.cache.get("precision", k)
-    if entry is not None:
+    def compute() -> tuple[Reduced, Entry]:
+        with ctx.progress.step(f"precision: {p}"):
+            r = _reduce(ctx)
+        return r, Entry({"stats": r.stats, "trt_cache": r.trt_cache, "float_nodes": r.float_nodes,
+                         "gate_failures": r.gate_failures}, {"model.onnx": irh.to_proto(r.model).SerializeToString()})
+
+    def restore(entry: Entry) -> Reduced:
         f = entry.facts
         model = ir.serde.deserialize_model(onnx.load_from_string(entry.read("model.onnx")))
-        ctx.reduced = Reduced(model, f["stats"], f["trt_cache"], f["float_nodes"], f["gate_failures"])
-        ctx.progress.info(f"precision: {how} ({len(f['float_nodes'])} node(s) in float)")
-    else:
-        with ctx.progress.step(f"precision: {p}"):
-            ctx.reduced = _reduce(ctx)
-        r = ctx.reduced
-        ctx.cache.put("precision", k, Entry({"stats": r.stats, "trt_cache": r.trt_cache, "float_nodes": r.float_nodes,
-                                             "gate_failures": r.gate_failures},
-                                            {"model.onnx": irh.to_proto(r.model).SerializeToString()}))
-    ctx.cache_report["precision"] = how
+        ctx.progress.info(f"precision: from the cache ({len(f['float_nodes'])} node(s) in float)")
+        return Reduced(model, f["stats"], f["trt_cache"], f["float_nodes"], f["gate_failures"])
+
+    ctx.keys["precision"] = k = _key(ctx)
+    ctx.reduced, ctx.cache_report["precision"] = cached(ctx.cache, "precision", k, compute, restore)
     for f in ctx.reduced.gate_failures:
         ctx.progress.info(f"FAILED: {f}")
     ctx.model = ctx.reduced.model
@@ -97,24 +95,23 @@ def _validation_groups(ctx: BuildContext) -> list[validation.Group]:
     given = validation.inputs(ctx.spec)
     k = ctx.keys["validation"] = keys.digest("validation", ctx.keys["optimize"],
                                              [(label, [keys.arrays_sha256(b) for b in batches]) for label, batches in given])
-    entry, how = ctx.cache.get("validation", k)
-    ctx.cache_report["validation"] = how
-    if entry is not None:
+
+    def compute() -> tuple[list[validation.Group], Entry]:
+        path = ctx.slot.work / "validation_float" / "float.onnx"  # in the build's scratch, removed with it
+        path.parent.mkdir(exist_ok=True)
+        irh.save(ctx.model, path)
+        groups = validation.load(ctx.spec, lambda: OrtRunner(path, "CPUExecutionProvider", threads=1), ctx.progress.info, given)
+        buf = io.BytesIO()
+        np.savez(buf, **{f"{g.label}/{i}/{name}": a for g in groups for i, r in enumerate(g.reference) for name, a in r.items()})
+        outputs = sorted(groups[0].reference[0]) if groups and groups[0].reference else []
+        return groups, Entry({"outputs": outputs}, {"reference.npz": buf.getvalue()})
+
+    def restore(entry: Entry) -> list[validation.Group]:
         ref = np.load(io.BytesIO(entry.read("reference.npz")), allow_pickle=False)
-        out = []
-        for label, batches in given:
-            n = len(batches)
-            outs = [{name: ref[f"{label}/{i}/{name}"] for name in entry.facts["outputs"]} for i in range(n)]
-            out.append(validation.Group(label, batches, outs))
-        return out
-    path = ctx.slot.work / "validation_float" / "float.onnx"  # in the build's scratch, removed with it
-    path.parent.mkdir(exist_ok=True)
-    irh.save(ctx.model, path)
-    groups = validation.load(ctx.spec, lambda: OrtRunner(path, "CPUExecutionProvider", threads=1), ctx.progress.info, given)
-    buf = io.BytesIO()
-    np.savez(buf, **{f"{g.label}/{i}/{name}": a for g in groups for i, r in enumerate(g.reference) for name, a in r.items()})
-    outputs = sorted(groups[0].reference[0]) if groups and groups[0].reference else []
-    ctx.cache.put("validation", k, Entry({"outputs": outputs}, {"reference.npz": buf.getvalue()}))
+        return [validation.Group(label, batches, [{name: ref[f"{label}/{i}/{name}"] for name in entry.facts["outputs"]}
+                                                  for i in range(len(batches))]) for label, batches in given]
+
+    groups, ctx.cache_report["validation"] = cached(ctx.cache, "validation", k, compute, restore)
     return groups
 
 

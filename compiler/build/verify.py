@@ -13,7 +13,7 @@ from compiler import validation
 from compiler.build.context import BuildContext
 from compiler.build.precision import evaluation_identity
 from compiler.build.toolchain import toolchain_step
-from compiler.cache import Entry, keys
+from compiler.cache import Entry, cached, keys
 from compiler.parity import check_parity, tolerance_of, variant_parity
 from compiler.verify import ParityReport
 
@@ -21,17 +21,18 @@ from compiler.verify import ParityReport
 def run(ctx: BuildContext) -> None:
     k = ctx.keys["verify"] = keys.digest("verify", ctx.keys["compile"], _files(ctx), ctx.keys.get("validation"),
                                          evaluation_identity(ctx.spec), ctx.threads, ctx.avail.can_run, ctx.precision)
-    entry, how = ctx.cache.get("verify", k)
-    ctx.cache_report["verify"] = how
-    if entry is not None:
+
+    def compute() -> tuple[tuple[ParityReport | None, str | None], Entry]:
+        parity, verified_with = _run(ctx)
+        return (parity, verified_with), Entry({"parity": None if parity is None else parity.as_dict(),
+                                               "verified_with": verified_with})
+
+    def restore(entry: Entry) -> tuple[ParityReport | None, str | None]:
         f = entry.facts
-        ctx.parity = None if f["parity"] is None else ParityReport.from_dict(f["parity"])
-        ctx.verified_with = f["verified_with"]
-        ctx.progress.info(f"verify: {how} ({'PASSED' if ctx.parity is None or ctx.parity.passed else 'FAILED'})")
-    else:
-        _run(ctx)
-        ctx.cache.put("verify", k, Entry({"parity": None if ctx.parity is None else ctx.parity.as_dict(),
-                                          "verified_with": ctx.verified_with}))
+        ctx.progress.info("verify: from the cache")
+        return (None if f["parity"] is None else ParityReport.from_dict(f["parity"])), f["verified_with"]
+
+    (ctx.parity, ctx.verified_with), ctx.cache_report["verify"] = cached(ctx.cache, "verify", k, compute, restore)
     gate_failures = ctx.reduced.gate_failures if ctx.reduced is not None else []
     if ctx.parity is not None:
         ctx.parity.precision_gate = list(gate_failures)
@@ -46,24 +47,24 @@ def _files(ctx: BuildContext) -> dict[str, str]:
     return {p.relative_to(root).as_posix(): keys.file_sha256(p) for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _run(ctx: BuildContext) -> None:
+def _run(ctx: BuildContext) -> tuple[ParityReport | None, str | None]:
     backend, engine, model = ctx.backend, ctx.engine, ctx.model
-    runner = None
+    runner, verified_with = None, None
     with toolchain_step(backend.name, "load the engine of", model):
         if ctx.avail.can_run:
-            runner, ctx.verified_with = backend.load(engine, threads=ctx.threads), "engine"
+            runner, verified_with = backend.load(engine, threads=ctx.threads), "engine"
         elif (runner := backend.host_check(engine)) is not None:
-            ctx.verified_with = f"host-side check: {engine.info.get('host_check', 'see backend')}; engine verification deferred"
+            verified_with = f"host-side check: {engine.info.get('host_check', 'see backend')}; engine verification deferred"
     if runner is None:
-        return
-    label = "engine" if ctx.verified_with == "engine" else "host-side check, engine deferred"
+        return None, None
+    label = "engine" if verified_with == "engine" else "host-side check, engine deferred"
     with ctx.progress.step(f"verify against golden ({label})"), runner, toolchain_step(backend.name, "run", model):
         parity = check_parity(runner, ctx.golden, ctx.spec, ctx.precision)
-        if ctx.groups and ctx.verified_with == "engine":
+        if ctx.groups and verified_with == "engine":
             parity.validation = validation.check(runner, ctx.groups, ctx.precision,
                                                  tolerance_of(ctx.golden, ctx.spec, ctx.precision))
-    if ctx.verified_with == "engine":
+    if verified_with == "engine":
         with toolchain_step(backend.name, "run", model):
             parity.variants = variant_parity(backend, engine, ctx.golden, ctx.spec, ctx.precision, ctx.threads,
                                              step=ctx.progress.step)
-    ctx.parity = parity
+    return parity, verified_with

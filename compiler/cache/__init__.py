@@ -12,13 +12,18 @@ keyed by the sha256 of what it reads (`keys`) and its result is stored as files 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from compiler.cache.store import DEFAULT_MAX_BYTES, DiskStore, Entry, MemoryStore
 
 ENV = "MODEL_COMPILER_CACHE"
 ENV_MAX = "MODEL_COMPILER_CACHE_MAX_GB"
+T = TypeVar("T")
 HIT, HIT_MEMORY, MISS, CORRUPT, OFF = "hit", "hit (this process)", "miss", "corrupt entry, rebuilt", "not cached"
 
 
@@ -62,6 +67,22 @@ class Cache:
         self.memory.put(stage, key, hit)
         return hit, HIT
 
+    @contextlib.contextmanager
+    def claim(self, stage: str, key: str) -> Iterator[None]:
+        """Hold `(stage, key)` while looking it up and computing it: a concurrent build (a fleet's
+        other row of the same model) waits, then finds the entry instead of computing it again."""
+        if self.disk is None:
+            yield
+            return
+        locks = self.disk.root / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with open(locks / f"{stage}-{key[:40]}.lock", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
     def put(self, stage: str, key: str, entry: Entry) -> None:
         self.memory.put(stage, key, entry)
         if self.disk is not None:
@@ -71,4 +92,17 @@ class Cache:
                 pass  # a full or read-only cache disk costs the next build time, never this build
 
 
-__all__ = ["Cache", "Entry", "HIT", "HIT_MEMORY", "MISS", "CORRUPT", "OFF", "default_dir"]
+def cached(cache: Cache, stage: str, key: str, compute: Callable[[], tuple[T, Entry]], restore: Callable[[Entry], T],
+           use: bool = True) -> tuple[T, str]:
+    """The one way a stage uses the cache: under the key's claim, restore a stored result or
+    compute it (`compute` returns the value and what to store) — and say which happened."""
+    with cache.claim(stage, key):
+        entry, how = cache.get(stage, key) if use else (None, OFF)
+        if entry is not None:
+            return restore(entry), how
+        value, entry = compute()
+        cache.put(stage, key, entry)
+        return value, how
+
+
+__all__ = ["cached", "Cache", "Entry", "HIT", "HIT_MEMORY", "MISS", "CORRUPT", "OFF", "default_dir"]

@@ -46,8 +46,8 @@ def markdown(s: dict[str, Any]) -> str:
              f"{s['executor']}, {s['seconds']} s, {s['rows_per_minute']} rows/min", "",
              "| target | model | precision | result | p50 ms | build s | cache | note |", "|---|---|---|---|---|---|---|---|"]
     for r in s["results"]:
-        note = (r.get("message") or "").splitlines()[0][:160] if not ok(r) else ", ".join(
-            f"deferred: {d}" for d in r.get("deferred", [])) or r.get("device_note", "")
+        note = (r.get("message") or "").splitlines()[0][:160] if not ok(r) else r.get("device_note") or ", ".join(
+            f"deferred: {d}" for d in r.get("deferred", []))
         mark = icon[ok(r)] + (" (allowed)" if r.get("allow_fail") and not ok(r) else "")
         lines.append(f"| {r['target']} | {r['model']} | {r['precision']} | {mark} {r.get('status', '')} | "
                      f"{_num(r.get('p50_ms'))} | {_num(r.get('seconds'))} | {_cache_line(r)} | {note.replace('|', '/')} |")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compiler import spec as spec_mod
 from compiler.errors import BadInput, did_you_mean
 from compiler.precision import PRECISIONS
 
@@ -36,13 +37,7 @@ class Row:
     calib: str | None = None
     allow_fail: bool = False
 
-    @property
-    def name(self) -> str:
-        """The model's short name (a zoo name, a file's stem, a factory's attribute)."""
-        m = self.model
-        if m.endswith((".toml", ".onnx", ".pt2")):
-            return Path(m).stem
-        return m.rpartition(":")[2] if ":" in m else m
+    name: str = ""  # the model's name, as `build` names it (its artifact folder)
 
     @property
     def id(self) -> str:
@@ -115,9 +110,13 @@ def load(path: Path, known_targets: list[str]) -> list[Row]:
         if not isinstance(allow, bool):
             raise bad("allow_fail", f"must be true or false, not {allow!r}")
         model = _rel(path, model) if model.endswith((".toml", ".onnx", ".pt2")) and not Path(model).is_absolute() else model
+        try:
+            name = spec_mod.resolve(model).name
+        except BadInput as e:
+            raise bad("model", str(e).rstrip(".")) from None
         for target in targets:
             for p in precisions:
-                row = Row(model, target, p, golden, calib, allow)
+                row = Row(model, target, p, golden, calib, allow, name)
                 if row.id in seen:
                     raise bad(None, f"row {row.id} is already built by [[build]] #{seen[row.id] + 1}")
                 seen[row.id] = i
