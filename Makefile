@@ -21,7 +21,7 @@ export TRANSFORMERS_OFFLINE := 1
 # onnxruntime's telemetry (a device id in $TMPDIR/.ses, uploads to Microsoft): off (compiler/__init__.py)
 export ORT_DISABLE_TELEMETRY ?= 1
 
-.PHONY: setup build golden verify bench bench-passes bench-precision bench-backends bench-versus bench-cache bench-fleet matrix test test-slow test-coverage targets clean
+.PHONY: setup build golden verify bench bench-passes bench-precision bench-backends bench-versus bench-cache bench-fleet matrix lint test test-slow test-coverage targets clean
 
 setup: $(STAMP)
 
@@ -127,6 +127,10 @@ bench-fleet: $(STAMP)
 bench-cache: $(STAMP)
 	mkdir -p build/bench
 	$(PY) bench/cache.py --model efficientnet-lite0 --target intel --precision int8 --rounds 3 --json build/bench/cache.json
+
+# pyflakes, import order and line length (config in pyproject.toml), as CI runs it.
+lint: $(STAMP)
+	$(PY) -m ruff check .
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow and not coverage" $(PYTEST_ARGS)

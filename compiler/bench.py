@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from compiler.errors import BadInput
 from compiler.artifact.read import artifact_golden, load_artifact, read_manifest
+from compiler.errors import BadInput
 
 MAX_FEED_BYTES = 4 << 30  # a batch whose inputs alone exceed this is refused, not attempted
 

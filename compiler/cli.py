@@ -201,7 +201,8 @@ def _run(args: argparse.Namespace) -> int:
             args.json.write_text(text + "\n")
         return 0
     if args.command == "matrix":
-        from compiler.fleet.matrix import MatrixOptions, run as run_matrix
+        from compiler.fleet.matrix import MatrixOptions
+        from compiler.fleet.matrix import run as run_matrix
 
         s = run_matrix(args.fleet, MatrixOptions(args.out, args.jobs, args.ray, args.junit, args.cache, not args.no_cache),
                        Progress(quiet=args.quiet))

@@ -11,9 +11,9 @@ full_check=True)`` and the checker's message becomes an error naming the model. 
 from __future__ import annotations
 
 import io
+import logging
 import tempfile
 import time
-import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +24,8 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from compiler import interrupts, ir as irh
+from compiler import interrupts
+from compiler import ir as irh
 from compiler.errors import BadInput, first_line
 from compiler.onnx_file import load_onnx
 from compiler.spec import Exporter, ModelSpec, SourceKind

@@ -20,7 +20,8 @@ import onnx_ir as ir
 from compiler import ir as irh
 from compiler import tolerances as tol_mod
 from compiler.artifact.files import write_json
-from compiler.artifact.slot import GOLDEN as GOLDEN_KIND, OutputSlot
+from compiler.artifact.slot import GOLDEN as GOLDEN_KIND
+from compiler.artifact.slot import OutputSlot
 from compiler.datasets.npz import read_npz
 from compiler.datasets.samples import Samples
 from compiler.errors import BadInput

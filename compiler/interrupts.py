@@ -16,10 +16,9 @@ the exit status is the build's.
 from __future__ import annotations
 
 import signal
-from types import FrameType
-
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 _received: int | None = None
 _holding = False  # inside `committing()`: record, do not raise

@@ -12,7 +12,8 @@ from pathlib import Path
 import onnx
 import onnx_ir as ir
 
-from compiler import external, ir as irh
+from compiler import external
+from compiler import ir as irh
 from compiler.errors import BadInput, ResourceExhausted, first_line
 
 

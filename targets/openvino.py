@@ -32,8 +32,8 @@ import onnx_ir as ir
 
 from compiler import ir as irh
 from compiler.errors import CompilerError
-from compiler.profile import TargetProfile
 from compiler.options import Option, int_list_table
+from compiler.profile import TargetProfile
 from targets.base import Availability, Backend, Engine, Runner
 from targets.registry import register
 

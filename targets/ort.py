@@ -13,8 +13,8 @@ import numpy as np
 import onnx_ir as ir
 
 from compiler import ortsession
-from compiler.profile import TargetProfile
 from compiler.options import Option
+from compiler.profile import TargetProfile
 from targets.base import Availability, Backend, Engine, Runner
 from targets.registry import register
 

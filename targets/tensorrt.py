@@ -30,10 +30,9 @@ from pathlib import Path
 import numpy as np
 import onnx_ir as ir
 
-from compiler import ir as irh
 from compiler.errors import BadInput, ToolchainMissing, ToolchainRefused
-from compiler.profile import TargetProfile
 from compiler.options import Option, int_list_table
+from compiler.profile import TargetProfile
 from targets import tensorrt_plan, tensorrt_support
 from targets.base import Availability, Backend, Deferred, Engine, Runner
 from targets.registry import register

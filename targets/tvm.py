@@ -21,11 +21,11 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from compiler import ir as irh
 from compiler import interrupts
+from compiler import ir as irh
 from compiler.errors import ToolchainMissing, ToolchainRefused, mentioned_ops
-from compiler.profile import TargetProfile
 from compiler.options import Option
+from compiler.profile import TargetProfile
 from targets.base import Availability, Backend, Deferred, Engine, Runner
 from targets.native_stderr import quiet_native_stderr
 from targets.registry import register

@@ -17,7 +17,6 @@ os.environ["MODEL_COMPILER_CACHE"] = "off"
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
 import torch  # noqa: E402
 
 torch.set_num_threads(1)

@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from compiler import golden as golden_mod, ir as irh, spec as spec_mod
+from compiler import golden as golden_mod
+from compiler import ir as irh
+from compiler import spec as spec_mod
 from compiler.artifact.files import MANIFEST
 from compiler.artifact.integrity import check_integrity
 from compiler.errors import BadInput, ToolchainMissing

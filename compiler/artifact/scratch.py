@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+
 @contextlib.contextmanager
 def redirect_tmp(directory: Path) -> Iterator[Path]:
     """Every temporary file of this process goes to `directory` meanwhile: Python's `tempfile`

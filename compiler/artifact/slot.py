@@ -38,7 +38,6 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from compiler import interrupts
 from compiler.artifact.files import MANIFEST, read_json_object

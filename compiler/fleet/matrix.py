@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compiler import golden as golden_mod, spec as spec_mod
+from compiler import golden as golden_mod
+from compiler import spec as spec_mod
 from compiler.errors import BadInput
 from compiler.fleet import results
 from compiler.fleet.progress import Display

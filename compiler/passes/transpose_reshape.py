@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import onnx_ir as ir
+from onnx_ir.passes.common import IdentityEliminationPass
 from onnxscript.rewriter.rules.common import (
     collapse_slice2_rule,
     collapse_slice_rule,
@@ -18,9 +20,6 @@ from onnxscript.rewriter.rules.common import (
     transpose_transpose_rule,
     unsqueeze_unsqueeze_rule,
 )
-
-import onnx_ir as ir
-from onnx_ir.passes.common import IdentityEliminationPass
 
 from compiler.passes._adapters import RulesPass
 from compiler.passes.base import FusionResult, register_pass

@@ -130,7 +130,8 @@ def our_flows(model: str, out: Path, ours: tuple[tuple[str, str], ...], log: Cal
     """Our artifacts as flows, and a line for each one not measured: it did not build, or it
     failed its gate (a user would not deploy it, so it does not compete)."""
     from compiler.artifact.read import load_artifact
-    from compiler.build import BuildOptions, run as build
+    from compiler.build import BuildOptions
+    from compiler.build import run as build
 
     flows, not_measured = [], []
     for target, precision in ours:

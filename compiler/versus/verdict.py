@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 # What a user asked for when choosing a flow: full float, a 16-bit float (OpenVINO's default
 # executes bf16 on this CPU), or int8. An fp32 artifact is not a loss against an int8 flow that
 # happens to keep a saturated metric (64/64 digits): `--precision best` is where precisions compete.

@@ -16,7 +16,6 @@ changes nothing in a typed program) and graph I/O stays fp32 where the IR has it
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import io
 import logging
 import sys
@@ -28,8 +27,8 @@ import numpy as np
 import onnx_ir as ir
 
 from compiler.errors import ToolchainRefused
-from compiler.profile import TargetProfile
 from compiler.options import Option, int_list_table
+from compiler.profile import TargetProfile
 from targets.base import Availability, Backend, Deferred, Engine, Runner
 from targets.coreml.lower import np_dtype
 from targets.coreml.package import make_deterministic

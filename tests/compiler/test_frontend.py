@@ -7,9 +7,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from compiler import frontend, ir as irh, torch_model
+from compiler import frontend, torch_model
+from compiler import ir as irh
 from compiler.errors import BadInput
-from compiler.spec import ExportSpec, Exporter, ModelSpec, SourceKind, TensorSpec
+from compiler.spec import Exporter, ExportSpec, ModelSpec, SourceKind, TensorSpec
 
 
 def _ort(model):

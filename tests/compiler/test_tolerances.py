@@ -1,8 +1,8 @@
+import pytest
+
 from compiler import tolerances
 from compiler.errors import BadInput
 from compiler.spec import OutputKind
-
-import pytest
 
 
 def test_overrides_merge_per_output_then_default_key(tmp_path):

@@ -61,8 +61,9 @@ def test_dominated_lists_ours_beaten_by_an_as_accurate_flow_of_the_same_runtime_
 def test_an_artifact_that_fails_its_gate_is_listed_not_measured(tmp_path, monkeypatch):
     """A failed build is not what a user deploys: it does not compete, and the table says why."""
     from compiler import build
-    from compiler.versus import flows as versus_flows, markdown
     from compiler.verify import ParityReport
+    from compiler.versus import flows as versus_flows
+    from compiler.versus import markdown
 
     failed = ParityReport("bf16", {}, precision_gate=["bf16 misses the gate"])
     monkeypatch.setattr(build, "run", lambda *a, **k: build.BuildResult(tmp_path, False, failed, {}))

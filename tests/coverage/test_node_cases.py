@@ -8,7 +8,6 @@ import collections
 import contextlib
 import io
 import json
-from pathlib import Path
 
 import pytest
 

@@ -29,7 +29,8 @@ def test_profile_typo_is_rejected(tmp_path, monkeypatch):
 @pytest.mark.parametrize("name", known_profiles())
 def test_every_packaged_profile_passes_its_backends_option_check(name):
     """Each backend declares its [options]; every shipped profile is typed by them."""
-    from targets import BACKENDS, load_profile as typed
+    from targets import BACKENDS
+    from targets import load_profile as typed
 
     if load_profile(name).backend not in BACKENDS:
         pytest.skip("backend not implemented")

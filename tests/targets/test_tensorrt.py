@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import subprocess
 import shlex
+import subprocess
 from types import MappingProxyType
 
 import numpy as np

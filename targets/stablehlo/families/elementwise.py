@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from targets.stablehlo.emit import FLOATS, NUMPY, Emitter, T, Val, broadcast_shape, lowering, unsupported
+from targets.stablehlo.emit import FLOATS, NUMPY, Emitter, T, broadcast_shape, lowering, unsupported
 
 _BINARY = {"Add": "add", "Sub": "subtract", "Mul": "multiply", "Div": "divide", "Pow": "power",
            "And": "and", "Or": "or", "Xor": "xor", "BitwiseAnd": "and", "BitwiseOr": "or"}

@@ -18,6 +18,7 @@ from targets.stablehlo.emit import Emitter, Val, lowering, unsupported
 from targets.stablehlo.families.matmul import matmul
 from targets.stablehlo.families.shape import slice_
 
+
 def _check(e: Emitter, node, rec: onnx_attrs.Recurrent, ins, seq: int | None) -> None:
     if seq is None:
         raise unsupported(node, "a dynamic sequence length (the recurrence is unrolled)")

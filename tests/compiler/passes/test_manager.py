@@ -9,8 +9,8 @@ import pytest
 
 from compiler.cli import main
 from compiler.passes import PASSES, PIPELINES, Pass, Phase
-from compiler.passes.manager import DumpIR, run
 from compiler.passes.base import PassContext
+from compiler.passes.manager import DumpIR, run
 from tests.compiler.passes.helpers import model, ops
 
 
