@@ -45,7 +45,8 @@ class Golden:
             raise BadInput(f"golden directory {str(directory)!r} does not exist.")
         for name in ("inputs.npz", "outputs.npz"):
             if not (directory / name).is_file():
-                raise BadInput(f"golden directory {str(directory)!r} has no {name} (expected inputs.npz and outputs.npz keyed by graph input/output names).")
+                raise BadInput(f"golden directory {str(directory)!r} has no {name} "
+                               "(expected inputs.npz and outputs.npz keyed by graph input/output names).")
         inputs, _ = read_npz(directory / "inputs.npz")
         outputs, _ = read_npz(directory / "outputs.npz")
         for name, arrays in (("inputs.npz", inputs), ("outputs.npz", outputs)):

@@ -18,17 +18,23 @@ def _fmt(v: Any) -> str:
 def render(manifest: dict[str, Any], parity: ParityReport | None) -> str:
     m = manifest
     status = m["status"].upper()
+    nodes = m['node_count']
+    final = f" → {nodes['final']} at {m['precision']}" if nodes.get('final') not in (None, nodes['optimized']) else ""
+    pipeline = ""
+    if m.get("pipeline"):
+        verified = ", every pass verified" if m['pipeline']['verified_each_pass'] else ""
+        pipeline = f" (pipeline `{m['pipeline']['name']}`" + verified + ")"
+    fusions = m.get("pipeline", {}).get("fusions")
     lines = [
         f"# {m['model']['name']} → {m['target']['name']} ({m['precision']}): {status}",
         "",
         f"- backend: {m['target']['backend']} · device: {m['target']['device']['name']} ({m['target']['device']['arch']})",
         f"- exporter: {m['frontend']['exporter']}"
         + (f" (fallback: {m['frontend']['fallback_reason']})" if m['frontend'].get('fallback_reason') else ""),
-        f"- nodes: {m['node_count']['exported']} exported → {m['node_count']['optimized']} optimized"
-        + (f" → {m['node_count']['final']} at {m['precision']}" if m['node_count'].get('final') not in (None, m['node_count']['optimized']) else "")
-        + (f" (pipeline `{m['pipeline']['name']}`" + (", every pass verified" if m['pipeline']['verified_each_pass'] else "") + ")" if m.get("pipeline") else ""),
-        *(["- fusions: " + ", ".join(f"{k} ×{v}" for k, v in m['pipeline']['fusions'].items())] if m.get("pipeline", {}).get("fusions") else []),
-        f"- golden: `{m['golden']['dir']}/` inside this artifact ({m['golden']['samples']} real samples, reference {m['golden']['reference']})",
+        f"- nodes: {nodes['exported']} exported → {nodes['optimized']} optimized" + final + pipeline,
+        *(["- fusions: " + ", ".join(f"{k} ×{v}" for k, v in fusions.items())] if fusions else []),
+        f"- golden: `{m['golden']['dir']}/` inside this artifact "
+        f"({m['golden']['samples']} real samples, reference {m['golden']['reference']})",
         "- timings, host and input locations of this build: `build.json` (kept out of the content hash)",
         *([f"- verified with: {m['verified_with']}"] if m.get("verified_with") else []),
         "",
@@ -76,13 +82,15 @@ def render(manifest: dict[str, Any], parity: ParityReport | None) -> str:
         lines += ["", "## Precision", "",
                   f"- calibrator: {c['calibrator']} on {c['samples']} calibration samples"
                   + (f", preset `{c['preset']}`" if c.get("preset") else ""),
-                  f"- nodes kept in float: {len(c['float_nodes'])}" + (": " + ", ".join(f"`{n}`" for n in c["float_nodes"]) if c["float_nodes"] else ""),
+                  f"- nodes kept in float: {len(c['float_nodes'])}"
+                  + (": " + ", ".join(f"`{n}`" for n in c["float_nodes"]) if c["float_nodes"] else ""),
                   "- per-node reasons, ranges and fallback rounds: `calibration.json`"]
     if m.get("deferred"):
         lines += ["", "## Deferred steps", "", "`{artifact}` stands for this artifact's directory, wherever it has been copied.", ""]
         lines += [f"- **{d['step']}**: {d['reason']}" + (f"\n  `{d['command']}`" if d.get("command") else "") for d in m["deferred"]]
     if any(p["modified"] for p in m.get("passes", [])):
-        lines += ["", "## Passes (those that changed the model)", "", "| phase | pass | nodes before | after | fired |", "|---|---|---|---|---|"]
+        lines += ["", "## Passes (those that changed the model)", "",
+                  "| phase | pass | nodes before | after | fired |", "|---|---|---|---|---|"]
         lines += [
             f"| {p['phase']} | {p['name']} | {p['nodes_before']} | {p['nodes_after']} | "
             + ", ".join(f"{k} ×{v}" for k, v in p.get("counts", {}).items()) + " |"

@@ -46,13 +46,15 @@ def _trt_status() -> tuple[bool, str, dict[str, str]]:
     try:
         import tensorrt as trt  # noqa: F401
     except Exception as e:  # noqa: BLE001 - ImportError, or OSError from missing CUDA libraries
-        return False, f"TensorRT's Python package cannot be imported here ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no message'})", {}
+        first_line = str(e).splitlines()[0] if str(e) else 'no message'
+        return False, f"TensorRT's Python package cannot be imported here ({type(e).__name__}: {first_line})", {}
     try:
         builder = trt.Builder(trt.Logger(trt.Logger.ERROR))
         if builder is None:
             raise RuntimeError("no CUDA device")
     except Exception as e:  # noqa: BLE001
-        return False, f"TensorRT {trt.__version__} is installed but cannot create a builder (no CUDA GPU?): {e}", {"tensorrt": trt.__version__}
+        return (False, f"TensorRT {trt.__version__} is installed but cannot create a builder (no CUDA GPU?): {e}",
+                {"tensorrt": trt.__version__})
     return True, f"TensorRT {trt.__version__}", {"tensorrt": trt.__version__}
 
 

@@ -88,7 +88,8 @@ def _sentences(cell: str) -> tuple[str, ...]:
 
 
 def parse(text: str, source: Mapping[str, str] | None = None) -> OperatorTable:
-    head = re.search(r"TensorRT ([\d.]+) supports operators (?:in the inclusive range of opset (\d+) to opset (\d+)|up to [Oo]pset (\d+))", text)
+    head = re.search(r"TensorRT ([\d.]+) supports operators "
+                     r"(?:in the inclusive range of opset (\d+) to opset (\d+)|up to [Oo]pset (\d+))", text)
     if head is None:
         raise ValueError("the TensorRT operator table has no 'TensorRT X supports operators …' header")
     version = head.group(1)
@@ -219,7 +220,9 @@ def _output_unused(node, schema, m):
         return NotImplemented
     k = names.index(m.group(1))
     out = node.outputs[k] if k < len(node.outputs) else None
-    return None if out is None or not (out.uses() or out.is_graph_output()) else f"output {m.group(1)!r} is used; TensorRT does not produce it"
+    if out is None or not (out.uses() or out.is_graph_output()):
+        return None
+    return f"output {m.group(1)!r} is used; TensorRT does not produce it"
 
 
 def _only_first_output(node, schema, m):
@@ -328,7 +331,8 @@ def analyse(model: ir.Model, trt_version: str = "10") -> Analysis:
             for v in _data_tensors(node):
                 if v.dtype is not None and row.types and v.dtype not in row.types:
                     allowed = ", ".join(sorted(d.name for d in row.types))
-                    problems.append(Incompatibility(name, op, f"tensor {v.name!r} has dtype {v.dtype.name}; TensorRT's {op} takes {allowed}"))
+                    reason = f"tensor {v.name!r} has dtype {v.dtype.name}; TensorRT's {op} takes {allowed}"
+                    problems.append(Incompatibility(name, op, reason))
                     break
         bad, left = _restrictions(node, row, opset)
         problems += [Incompatibility(name, op, why) for why in bad]

@@ -2,7 +2,8 @@
 
 Per model, one interleaved timing run (every flow once per round in a shuffled order, each sample
 a ≈ 5 ms block of back-to-back calls; 1 thread, batch 1 and 8) over: PyTorch eager; by hand on
-the raw export — ONNX Runtime fp32, ORT static QDQ (its defaults: u8 activations, MinMax), ORT dynamic int8 per-channel, OpenVINO default (its own precision hint:
+the raw export — ONNX Runtime fp32, ORT static QDQ (its defaults: u8 activations, MinMax), \
+ORT dynamic int8 per-channel, OpenVINO default (its own precision hint:
 bf16 on AMX CPUs), OpenVINO f32, NNCF int8 (OpenVINO's own quantizer); and our built artifacts
 through their own runners (so any overhead they add is measured). Accuracy is judged on a
 held-out real set (``bench/heldout/<model>.toml``) that no build step reads, against eager fp32

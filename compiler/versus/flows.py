@@ -55,7 +55,8 @@ def _ort(path: Path, name: str, detail: str, precision: str) -> Flow:
     so.intra_op_num_threads = so.inter_op_num_threads = 1
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     inputs = [i.name for i in sess.get_inputs()]
-    return Flow(name, "by hand", lambda feeds: sess.run(None, {n: feeds[n] for n in inputs}), detail, runtime="onnxruntime", precision=precision)
+    return Flow(name, "by hand", lambda feeds: sess.run(None, {n: feeds[n] for n in inputs}), detail,
+                runtime="onnxruntime", precision=precision)
 
 
 def _openvino(model: Any, name: str, detail: str, hint: str | None = None, quantized: bool = False) -> Flow:
@@ -105,7 +106,8 @@ def by_hand_flows(spec: spec_mod.ModelSpec, raw: Path, work: Path, transformer: 
     flows = [_ort(raw, "ORT fp32 (raw export)", "onnxruntime, default graph optimizations", "fp32")]
     log("by hand: ORT static QDQ (defaults: QDQ, u8 activations, s8 weights, MinMax)")
     quantize_static(str(raw), str(work / "ort_static.onnx"), _Reader(calib))
-    flows.append(_ort(work / "ort_static.onnx", "ORT static QDQ int8", f"quantize_static defaults, {len(calib)} calibration samples", "int8"))
+    flows.append(_ort(work / "ort_static.onnx", "ORT static QDQ int8",
+                      f"quantize_static defaults, {len(calib)} calibration samples", "int8"))
     if transformer:
         log("by hand: ORT dynamic int8, per-channel")
         quantize_dynamic(str(raw), str(work / "ort_dynamic.onnx"), per_channel=True, weight_type=QuantType.QInt8)
@@ -121,7 +123,8 @@ def by_hand_flows(spec: spec_mod.ModelSpec, raw: Path, work: Path, transformer: 
     log("by hand: NNCF int8 (nncf.quantize defaults)")
     kw = {"model_type": nncf.ModelType.TRANSFORMER} if transformer else {}
     q = nncf.quantize(ov.convert_model(str(raw)), nncf.Dataset(calib), subset_size=len(calib), **kw)
-    flows.append(_openvino(q, "NNCF int8", "nncf.quantize" + (" (TRANSFORMER)" if transformer else "") + f", {len(calib)} samples, compile defaults", quantized=True))
+    detail = "nncf.quantize" + (" (TRANSFORMER)" if transformer else "") + f", {len(calib)} samples, compile defaults"
+    flows.append(_openvino(q, "NNCF int8", detail, quantized=True))
     return flows
 
 

@@ -18,7 +18,8 @@ def _model(zp_dtype, zp, scale, act: str, clip_hi: float = 6.0, then_quantize: b
     nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]), helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
              helper.make_node(act, ["xd", "lo", "hi"] if act == "Clip" else ["xd"], ["a"], name="act")]
     if then_quantize:
-        nodes += [helper.make_node("QuantizeLinear", ["a", "s", "z"], ["aq"]), helper.make_node("DequantizeLinear", ["aq", "s", "z"], ["a2"])]
+        nodes += [helper.make_node("QuantizeLinear", ["a", "s", "z"], ["aq"]),
+                  helper.make_node("DequantizeLinear", ["aq", "s", "z"], ["a2"])]
     nodes.append(helper.make_node("ReduceMean", ["a2" if then_quantize else "a"], ["y"], keepdims=0))
     g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 64])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
@@ -63,7 +64,8 @@ def test_a_float_reader_of_a_float_produced_tensor_reads_it_unquantized():
         helper.make_node("QuantizeLinear", ["mm", "s", "z"], ["mm_q"]), helper.make_node("DequantizeLinear", ["mm_q", "s", "z"], ["mm_dq"]),
         helper.make_node("Add", ["ln_dq", "mm_dq"], ["y"], name="residual"),
     ]
-    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", f32, [2, 8])], [helper.make_tensor_value_info("y", f32, None)], inits)
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", f32, [2, 8])],
+                          [helper.make_tensor_value_info("y", f32, None)], inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)], ir_version=9)
     x = np.random.default_rng(0).normal(size=(2, 8)).astype(np.float32)
     before = _run(m, x)

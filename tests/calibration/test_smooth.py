@@ -111,7 +111,8 @@ def test_int8_error_drops_with_equalization(tmp_path):
     x = _batches(1, seed=9)[0]
     ref = _run(_model(False), x)
     snrs = {}
-    for name, m, helpers in [("plain", _model(False), []), ("equalized", *(lambda e: (e.model, e.float_nodes()))(smooth.equalize(_model(False), _batches())))]:
+    eq = smooth.equalize(_model(False), _batches())
+    for name, m, helpers in [("plain", _model(False), []), ("equalized", eq.model, eq.float_nodes())]:
         f = tmp_path / f"{name}.onnx"
         onnx.save(m, str(f))
         r = ranges.collect(f, _batches(), "minmax", scheme.op_types)

@@ -9,7 +9,8 @@ from compiler.profile import PrecisionPolicy
 
 
 def _ranges(d):
-    data = TensorsData(CalibrationMethod.MinMax, {k: TensorData(lowest=np.float32(lo), highest=np.float32(hi)) for k, (lo, hi) in d.items()})
+    data = TensorsData(CalibrationMethod.MinMax,
+                       {k: TensorData(lowest=np.float32(lo), highest=np.float32(hi)) for k, (lo, hi) in d.items()})
     return Ranges("minmax", 10, 0.0, data)
 
 

@@ -57,8 +57,11 @@ def test_a_change_to_a_shared_helper_reaches_both_backends(tmp_path, monkeypatch
     want, other = _ort(swapped, feeds)["y"], _ort(written, feeds)["y"]
     assert not np.allclose(want, other, atol=1e-3)
     real = onnx_attrs.window
-    monkeypatch.setattr(onnx_attrs, "window",
-                        lambda node, kernel: dataclasses.replace(real(node, kernel), pads=tuple((b, a) for a, b in real(node, kernel).pads)))
+
+    def window_with_swapped_pads(node, kernel):
+        return dataclasses.replace(real(node, kernel), pads=tuple((b, a) for a, b in real(node, kernel).pads))
+
+    monkeypatch.setattr(onnx_attrs, "window", window_with_swapped_pads)
     for name, run in BACKENDS.items():
         np.testing.assert_allclose(run(written, feeds, tmp_path / name)["y"], want, atol=1e-5, rtol=1e-5, err_msg=name)
 

@@ -92,7 +92,8 @@ def test_the_device_step_runs_on_the_node_that_offers_the_device(cluster, tmp_pa
     s = json.loads((tmp_path / "m" / "summary.json").read_text())
     jet = next(x for x in s["results"] if x["target"] == "jetson")
     assert jet["device_note"].endswith("toolchain missing")
-    assert subprocess.run([sys.executable, "-m", "compiler", "verify", "--artifact", str(tmp_path / "m" / "jetson" / "digits-cnn" / "fp32")],
+    artifact = tmp_path / "m" / "jetson" / "digits-cnn" / "fp32"
+    assert subprocess.run([sys.executable, "-m", "compiler", "verify", "--artifact", str(artifact)],
                           cwd=REPO, env=env, capture_output=True).returncode == 3  # sealed, and it cannot run here
 
 

@@ -139,12 +139,16 @@ def test_an_allowed_failure_does_not_fail_the_matrix(tmp_path):
 
 
 @pytest.mark.parametrize("text, says", [
-    ('[[build]]\nmodel = "digits-cnn"\ntargets = ["cpu"]\nprecision = ["fp32"]\n', ":4: [[build]] #1 key 'precision': unknown key (did you mean 'precisions'?)"),
+    ('[[build]]\nmodel = "digits-cnn"\ntargets = ["cpu"]\nprecision = ["fp32"]\n',
+     ":4: [[build]] #1 key 'precision': unknown key (did you mean 'precisions'?)"),
     ('[[build]]\nmodel = "digits-cnn"\ntargets = ["cpu"]\nprecisions = ["fp32"]\n\n[[build]]\nmodel = "digits-cnn"\n'
-     'targets = ["cpu", "itnel"]\nprecisions = ["fp32"]\n', ":8: [[build]] #2 key 'targets': unknown target 'itnel' (did you mean 'intel'?)"),
-    ('[[build]]\nmodel = "digits-cnn"\ntargets = ["cpu"]\nprecisions = ["fp64"]\n', ":4: [[build]] #1 key 'precisions': unknown precision 'fp64'"),
+     'targets = ["cpu", "itnel"]\nprecisions = ["fp32"]\n',
+     ":8: [[build]] #2 key 'targets': unknown target 'itnel' (did you mean 'intel'?)"),
+    ('[[build]]\nmodel = "digits-cnn"\ntargets = ["cpu"]\nprecisions = ["fp64"]\n',
+     ":4: [[build]] #1 key 'precisions': unknown precision 'fp64'"),
     ('[[build]]\nmodel = "digits-cnn"\ntargets = ["cpu"]\nprecisions = ["fp32", "fp32"]\n', "row cpu/digits-cnn/fp32 is already built"),
-    ('[[build]]\nmodel = "digits-cnn"\ntargets = "cpu"\nprecisions = ["fp32"]\n', ":3: [[build]] #1 key 'targets': must be a non-empty list"),
+    ('[[build]]\nmodel = "digits-cnn"\ntargets = "cpu"\nprecisions = ["fp32"]\n',
+     ":3: [[build]] #1 key 'targets': must be a non-empty list"),
     ('[[build]]\nmodel = "digits-cnn"\n', ":1: [[build]] #1: missing required key 'targets'"),
     ("[build\n", "not valid TOML"),
 ])
