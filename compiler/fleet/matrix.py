@@ -75,9 +75,7 @@ def run(fleet: Path, opts: MatrixOptions, progress: Progress | None = None) -> d
             from compiler.fleet import local
 
             local.run(rows, opts.out, jobs, cache, opts.use_cache, on_start, on_done)
-            for rec in done.values():
-                if rec.get("deferred"):
-                    rec["device_note"] = "device step deferred: run the matrix with --ray on a cluster that offers the device"
+            _device_steps(None, rows, done, display)
     except KeyboardInterrupt:
         interrupted = True
         raise
@@ -90,14 +88,35 @@ def run(fleet: Path, opts: MatrixOptions, progress: Progress | None = None) -> d
     return s
 
 
+# Without a previous run, a row's relative cost by what it does: a reduced precision calibrates and
+# searches a fallback (int8 most), `best` builds every precision, and a gate judged in the engine
+# compiles each candidate (android: LiteRT). Measured on the zoo (docs/ci.md): the one android
+# int8 transformer row took half the matrix's build time.
+_PRECISION_COST = {"fp32": 1.0, "fp16": 2.0, "bf16": 2.0, "int8": 4.0, "best": 8.0}
+
+
+def _estimate(row: Row) -> float:
+    from targets import load_profile
+
+    try:
+        engine_gate = load_profile(row.target).option("precision_gate") == "engine"
+    except Exception:  # noqa: BLE001 - a profile the row itself will report on
+        engine_gate = False
+    return _PRECISION_COST.get(row.precision, 1.0) * (3.0 if engine_gate and row.precision != "fp32" else 1.0)
+
+
 def _longest_first(rows: list[Row], out: Path) -> list[Row]:
+    """Longest first, so the longest row does not start last: by the durations of the last run
+    (DIR/summary.json) where there is one, else by `_estimate`; the file's order breaks ties."""
     previous = {}
     try:
         previous = {r["id"]: r.get("seconds") or 0 for r in json.loads((out / "summary.json").read_text())["results"]}
     except (OSError, ValueError, KeyError, TypeError):
         pass
     order = {r.id: i for i, r in enumerate(rows)}
-    return sorted(rows, key=lambda r: (-previous.get(r.id, 0), order[r.id]))
+    if previous:
+        return sorted(rows, key=lambda r: (-previous.get(r.id, 0), order[r.id]))
+    return sorted(rows, key=lambda r: (-_estimate(r), order[r.id]))
 
 
 def _golden_sets(rows: list[Row], progress: Progress) -> None:
@@ -116,7 +135,7 @@ def _golden_sets(rows: list[Row], progress: Progress) -> None:
 
 def _device_steps(ray: Any, rows: list[Row], done: dict[str, dict[str, Any]], display: Display) -> None:
     """Each passed row with deferred steps whose target names a device resource: run them on a
-    node that offers it, or say that none does."""
+    node that offers it, or say that none does (`ray` None: the local executor has no nodes)."""
     from compiler.fleet import cluster
     from targets import load_profile
 
@@ -126,7 +145,9 @@ def _device_steps(ray: Any, rows: list[Row], done: dict[str, dict[str, Any]], di
             continue
         resource = load_profile(row.target).device.resource
         if not resource:
-            rec["device_note"] = f"deferred: target {row.target!r} names no device resource"
+            rec["device_note"] = f"deferred: target {row.target!r} names no device resource (steps in its manifest)"
+        elif ray is None:
+            rec["device_note"] = f"deferred: run the matrix with --ray on a cluster with a node offering {resource}"
         elif not cluster.offers(ray, resource):
             rec["device_note"] = f"deferred: no node offers {resource}"
         else:
