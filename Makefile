@@ -40,6 +40,11 @@ $(STAMP): pyproject.toml requirements-nodeps.txt
 	  (apt-get install -y -qq gcc-aarch64-linux-gnu >/dev/null 2>&1 || \
 	   (apt-get update -qq >/dev/null && apt-get install -y -qq gcc-aarch64-linux-gnu >/dev/null)); } || \
 	  echo "note: aarch64-linux-gnu-gcc not installed; the rpi target will report it missing"
+	@# report.html is tested as a person sees it, in Debian's Chromium (headless); installed where apt runs as root.
+	command -v chromium >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  (apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null)); } || \
+	  echo "note: chromium not installed; the report's browser test will be skipped"
 	touch $@
 
 golden/$(MODEL)/outputs.npz: | $(STAMP)

@@ -19,7 +19,7 @@ import onnx_ir as ir
 from calibration import fp16 as fp16_mod
 from calibration import qdq, ranges, sensitivity, smooth, surgery
 from calibration.data import checked_batches
-from calibration.fallback import Gate, search
+from calibration.fallback import FallbackResult, Gate, search
 from compiler import ir as irh
 from compiler.datasets.samples import Samples
 from compiler.errors import BadInput
@@ -56,8 +56,26 @@ def _calib_ranges(model_path: Path, inputs: list[irh.TensorInfo], spec: ModelSpe
                           count=lambda f: len(Samples(f, axes=axes)))
 
 
+def _check_keep(keep: tuple[str, ...], model: onnx.ModelProto) -> None:
+    names = {n.name for n in model.graph.node}
+    unknown = [n for n in keep if n not in names]
+    if unknown:
+        raise BadInput(f"keep_float names node(s) {unknown} that the optimized graph does not have (the names `debug` "
+                       "reports are the ones to use).")
+
+
+def _single(build: Callable[[list[str], Path], onnx.ModelProto], gate: Callable[[Path], Gate], work: Path,
+            log: Callable[[str], None]) -> FallbackResult:
+    """--no-fallback: the model as asked, judged once, nothing returned to float."""
+    path = work / "no_fallback.onnx"
+    build([], path)
+    g = gate(path)
+    log(f"fallback disabled: {'passes' if g.passed else 'fails'} the gate ({g.summary})")
+    return FallbackResult(path, [], [{"float_nodes": 0, "passed": g.passed, "summary": g.summary}], g.passed)
+
+
 def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callable[[Path], Gate], work: Path,
-         method: str | None = None, log: Callable[[str], None] = lambda s: None) -> PrecisionResult:
+         method: str | None = None, log: Callable[[str], None] = lambda s: None, fallback: bool = True) -> PrecisionResult:
     scheme = profile.quantization
     if scheme is None:
         raise BadInput(f"target {profile.name!r} has no [quantization] preset in {profile.path}.")
@@ -99,6 +117,14 @@ def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callab
     forced = [n for n in quantized if unbounded & {*f_nodes[n].input, *f_nodes[n].output}]
     if forced:
         log(f"{len(forced)} node(s) kept in float: their tensors reach ±{ranges.HISTOGRAM_LIMIT:.0e} (masks)")
+    _check_keep(spec.keep_float, float_model)
+    kept = [n for n in spec.keep_float if n in quantized and n not in forced]
+    if kept:
+        log(f"{len(kept)} node(s) kept in float by keep_float: {', '.join(kept)}")
+    forced_why = {n: f"reads or writes a tensor whose calibrated range reaches ±{ranges.HISTOGRAM_LIMIT:.0e} (an additive "
+                     "mask): no int8 scale carries it" for n in forced}
+    forced_why.update({n: "kept in float by keep_float (the spec's [precision] or --keep-float)" for n in kept})
+    forced = forced + kept
 
     def build(exclude: list[str], out: Path) -> onnx.ModelProto:
         exclude = forced + exclude
@@ -109,19 +135,21 @@ def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callab
     feeds = list(checked_batches(spec.calibration.data, inputs,
                                  spec.calibration.batch_size * SENSITIVITY_BATCHES, spec.calibration.batch_size))
     t1 = time.perf_counter()
-    ranked = sensitivity.last(sensitivity.rank(float_model, full, [n for n in quantized if n not in forced], feeds),
-                              scheme.fallback_last)
-    log(f"sensitivity of {len(ranked)} quantized nodes in {time.perf_counter() - t1:.1f} s"
-        + (f"; worst: {ranked[0].node} ({ranked[0].snr_db:.1f} dB alone)" if ranked else ""))
-    result = search(ranked, build, gate, work, log)
+    if fallback:
+        ranked = sensitivity.last(sensitivity.rank(float_model, full, [n for n in quantized if n not in forced], feeds),
+                                  scheme.fallback_last)
+        log(f"sensitivity of {len(ranked)} quantized nodes in {time.perf_counter() - t1:.1f} s"
+            + (f"; worst: {ranked[0].node} ({ranked[0].snr_db:.1f} dB alone)" if ranked else ""))
+        result = search(ranked, build, gate, work, log)
+    else:
+        ranked = []
+        result = _single(build, gate, work, log)
     chosen = onnx.load(str(result.model_path))
     if identity := qdq.drop_identity_activations(chosen):
         onnx.save(chosen, str(result.model_path))
         log(f"{len(identity)} Relu/Clip node(s) removed: their dequantized input already lies within their bounds")
     float_nodes = [
-        {"node": n, "op_type": f_nodes[n].op_type,
-         "why": f"reads or writes a tensor whose calibrated range reaches ±{ranges.HISTOGRAM_LIMIT:.0e} (an additive mask): "
-                "no int8 scale carries it"} for n in forced
+        {"node": n, "op_type": f_nodes[n].op_type, "why": forced_why[n]} for n in forced
     ] + [
         {"node": s.node, "op_type": s.op_type, "snr_db_alone": round(s.snr_db, 2),
          "why": f"rank {i + 1} of {len(ranked)} by sensitivity: quantized alone its outputs reach only "
@@ -142,7 +170,8 @@ def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callab
         "total_seconds": round(time.perf_counter() - t0, 3),
         "quantized_nodes": len(quantized) - len(forced) - len(result.excluded),
         "identity_activations_removed": identity,
-        "fallback": {"passed": result.passed, "last": list(scheme.fallback_last), "float_nodes": float_nodes, "rounds": result.rounds,
+        "fallback": {"passed": result.passed, "disabled": not fallback, "last": list(scheme.fallback_last),
+                     "float_nodes": float_nodes, "rounds": result.rounds,
                      "sensitivity": [{"node": s.node, "op_type": s.op_type, "snr_db_alone": round(s.snr_db, 2)} for s in ranked]},
         "ranges": r.as_dict(),
     }
@@ -153,7 +182,7 @@ def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callab
 
 def fp16(model_path: Path, spec: ModelSpec, profile: TargetProfile, work: Path,
          log: Callable[[str], None] = lambda s: None, gate: Callable[[Path], Gate] | None = None,
-         golden_feeds: dict | None = None) -> PrecisionResult:
+         golden_feeds: dict | None = None, fallback: bool = True) -> PrecisionResult:
     """Range analysis decides the first keep-fp32 list; if `gate` fails on that model, nodes are
     ranked by the error they add in fp16 (on calibration data, else the golden inputs) and the
     worst go back to fp32 until the gate holds (`fallback.search`)."""
@@ -165,13 +194,20 @@ def fp16(model_path: Path, spec: ModelSpec, profile: TargetProfile, work: Path,
         r = _calib_ranges(model_path, inputs, spec, "minmax", (), False, 100.0, log)
     model = onnx.load(str(model_path))
     keep = fp16_mod.keep_fp32_nodes(model, r, policy) if r is not None else {}
+    _check_keep(spec.keep_float, model)
+    for n in spec.keep_float:
+        keep.setdefault(n, "kept in float by keep_float (the spec's [precision] or --keep-float)")
     out = work / "fp16.onnx"
     first = fp16_mod.convert(onnx.load(str(model_path)), policy, list(keep))
     onnx.save(first, str(out))
     log(f"fp16: {len(keep)} node(s) kept in fp32 by range analysis; ops kept by policy: {list(policy.keep_fp32_ops)}")
     float_nodes: list[dict[str, Any]] = [{"node": n, "why": why} for n, why in keep.items()]
-    fallback = None
-    if gate is not None and not (g := gate(out)).passed:
+    fallback_rec = None
+    if gate is not None and not fallback:
+        g = gate(out)
+        log(f"fallback disabled: {'passes' if g.passed else 'fails'} the gate ({g.summary})")
+        fallback_rec = {"passed": g.passed, "disabled": True, "rounds": [{"float_nodes": 0, "passed": g.passed, "summary": g.summary}]}
+    elif gate is not None and not (g := gate(out)).passed:
         log(f"fp16 fails the gate after range analysis ({g.summary}); ranking nodes by the error they add")
         if spec.calibration is not None:
             c = spec.calibration
@@ -190,7 +226,7 @@ def fp16(model_path: Path, spec: ModelSpec, profile: TargetProfile, work: Path,
         float_nodes += [{"node": s.node, "op_type": s.op_type,
                          "why": f"rank {i + 1} of {len(ranked)} by error added in fp16 ({-s.snr_db:.1f} dB of SNR lost "
                                 "across the node); kept in fp32 so the gate holds"} for i, s in enumerate(result.excluded)]
-        fallback = {"passed": result.passed, "rounds": result.rounds,
+        fallback_rec = {"passed": result.passed, "rounds": result.rounds,
                     "ranking": [{"node": s.node, "op_type": s.op_type, "snr_db_lost": -s.snr_db} for s in ranked[:50]]}
     stats = {
         "precision": "fp16",
@@ -204,6 +240,6 @@ def fp16(model_path: Path, spec: ModelSpec, profile: TargetProfile, work: Path,
         "total_seconds": round(time.perf_counter() - t0, 3),
         "ranges": r.as_dict() if r is not None else {},
     }
-    if fallback is not None:
-        stats["fallback"] = fallback
+    if fallback_rec is not None:
+        stats["fallback"] = fallback_rec
     return PrecisionResult(out, stats, r, float_nodes)

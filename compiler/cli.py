@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--calib-samples", type=int, metavar="N", help="calibration samples (default: the spec's)")
     b.add_argument("--trust-pickle", action="store_true",
                    help="allow a .pt2 whose weights/inputs are pickled (loading it runs code from the file)")
+    b.add_argument("--keep-float", metavar="NODE,NODE", help="ONNX nodes int8/fp16 keep in float (e.g. from `debug --bisect`)")
+    b.add_argument("--no-fallback", action="store_true",
+                   help="build the precision asked for without returning nodes to float (to investigate a failure)")
     b.add_argument("--cache", type=Path, metavar="DIR",
                    help="stage cache directory (default: $MODEL_COMPILER_CACHE, else $XDG_CACHE_HOME/model-compiler, "
                         "else ~/.cache/model-compiler)")
@@ -75,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     be.add_argument("--warmup", type=int, default=5)
     be.add_argument("--threads", type=int, default=1)
     be.add_argument("--json", type=Path, help="also write the result to this file")
+    be.add_argument("--html", action="store_true",
+                    help="draw the latencies (p50/p95/p99 per batch) into each artifact's report.html")
 
     m = sub.add_parser("matrix", help="build and verify every (model, target, precision) of a fleet file, in parallel")
     m.add_argument("fleet", type=Path, help="FLEET.toml: [[build]] tables with model, targets, precisions")
@@ -85,6 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--cache", type=Path, metavar="DIR", help="the stage cache every row shares (as for build)")
     m.add_argument("--no-cache", action="store_true")
     m.add_argument("--quiet", action="store_true")
+
+    d = sub.add_parser("debug", help="name the layer where an artifact's engine departs from its float reference")
+    d.add_argument("--artifact", type=Path, required=True)
+    d.add_argument("--out", type=Path, help="where debug.json and report.html go (default: DIR.debug)")
+    d.add_argument("--bisect", action="store_true", help="int8/fp16: the smallest keep-float list that passes (real engine runs)")
+    d.add_argument("--quiet", action="store_true")
 
     sub.add_parser("targets", help="every target: can it compile here? run here? why not?")
     sub.add_parser("passes", help="every graph pass with a one-line description, and the pipelines")
@@ -162,6 +173,7 @@ def _run(args: argparse.Namespace) -> int:
             exporter=args.exporter, verify_passes=args.verify_passes, dump_ir=args.dump_ir,
             calibrator=args.calibrator, calib_samples=args.calib_samples, trust_pickle=args.trust_pickle, calib=args.calib,
             cache_dir=args.cache, use_cache=not args.no_cache,
+            keep_float=tuple(n for n in (args.keep_float or "").split(",") if n), fallback=not args.no_fallback,
         )
         r = build.run(args.model, args.target, opts, Progress(quiet=args.quiet))
         if not r.passed and r.failure is not None:
@@ -169,8 +181,9 @@ def _run(args: argparse.Namespace) -> int:
         if not r.passed:
             raise ParityFailure(
                 f"parity failed for {r.manifest['model']['name']} on {r.manifest['target']['name']} "
-                f"({r.manifest['precision']}): {'; '.join(r.parity.failures())}. The artifact is kept, marked failed, "
-                f"in {r.out_dir}/ (see report.md)."
+                f"({r.manifest['precision']}): {'; '.join(r.parity.failures())}. "
+                + (f"Localized: {r.parity.localization['summary']}. " if (r.parity.localization or {}).get("summary") else "")
+                + f"The artifact is kept, marked failed, in {r.out_dir}/ (see report.md)."
             )
         return 0
     if args.command == "golden":
@@ -196,6 +209,13 @@ def _run(args: argparse.Namespace) -> int:
         res = bench_many(args.artifact, args.batch or [1], args.iters, args.warmup, args.threads)
         text = json.dumps(res if len(res) > 1 else res[0], indent=2)
         _print(text)
+        if args.html:
+            from compiler.artifact.read import read_manifest
+            from compiler.artifact.write import write_report_html
+
+            for a in args.artifact:
+                rows = [{**r, "label": r["precision"]} for r in res if r["artifact"] == str(a)]
+                print(f"report: {write_report_html(a, read_manifest(a), rows)}", file=sys.stderr)
         print(table(res), file=sys.stderr)
         if args.json:
             args.json.write_text(text + "\n")
@@ -212,6 +232,12 @@ def _run(args: argparse.Namespace) -> int:
         if failed:
             raise ParityFailure(f"{len(failed)} required row(s) failed: " + "; ".join(
                 f"{r['id']} (exit {r.get('code')}): {(r.get('message') or '').splitlines()[0][:200]}" for r in failed))
+        return 0
+    if args.command == "debug":
+        from compiler.debug.command import debug
+
+        result = debug(args.artifact, args.out, args.bisect, Progress(quiet=args.quiet))
+        _print(json.dumps({k: result.get(k) for k in ("first_divergence", "unobserved", "keep_float") if k in result}, indent=2))
         return 0
     if args.command == "targets":
         return _targets()

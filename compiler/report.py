@@ -64,6 +64,16 @@ def render(manifest: dict[str, Any], parity: ParityReport | None) -> str:
             ]
         if not parity.passed:
             lines += ["", "### Failures", ""] + [f"- {f}" for f in parity.failures()]
+        loc = parity.localization
+        if loc:
+            first = loc.get("first_divergence")
+            lines += ["", "### Where it went wrong", "",
+                      loc.get("summary") or f"localization did not run: {loc.get('error')}"]
+            if first and first.get("source"):
+                src = first["source"]
+                lines += [f"- PyTorch: `{src.get('module', '?')}` at {src.get('line', '?')}"]
+            lines += ["- every observed tensor: `debug.json`; the plot: `report.html`; the smallest keep-float list: "
+                      "`python -m compiler debug --artifact DIR --bisect`"]
     if m.get("best"):
         b = m["best"]
         lines += ["", f"## Precision choice: {b['chosen'] or 'none passed'} ({b['criterion']})", "",

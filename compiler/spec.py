@@ -120,6 +120,8 @@ class ModelSpec:
     sha256: str = ""
     trust_pickle: bool = False  # --trust-pickle: a .pt2 may unpickle (run code) when loaded
     loaded: tuple | None = dataclasses.field(default=None, compare=False, repr=False)  # MODULE: (module, examples)
+    # [precision] keep_float (or --keep-float): nodes int8 / fp16 keep in float from the start
+    keep_float: tuple[str, ...] = ()
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -287,11 +289,18 @@ def load_spec(path: Path) -> ModelSpec:
             raise BadInput(f"{ct.where}: samples and batch_size must be ≥ 1 (got {samples}, {batch}).")
         calibration = CalibSpec(parse_source(ct, input_names, base, axes), samples, batch)
         ct.done()
+    keep_float: tuple[str, ...] = ()
+    if (pt := t.sub("precision")) is not None:
+        names = pt.opt("keep_float", list, [])
+        if not all(isinstance(n, str) and n for n in names):
+            raise BadInput(f"{pt.where}: keep_float must be a list of ONNX node names, got {names!r}.")
+        keep_float = tuple(names)
+        pt.done()
     t.done()
     return ModelSpec(
         name=name, source=source, source_kind=kind, inputs=inputs, outputs=tuple(outputs),
         golden=golden, evaluation=evaluation, calibration=calibration, validation=validation, export=export, path=path,
-        sha256=sha256_file(path),
+        sha256=sha256_file(path), keep_float=keep_float,
     )
 
 

@@ -81,6 +81,8 @@ class ParityReport:
     # The int8/fp16 fallback search's own verdict, when it failed: even with every candidate node
     # in float the gate did not hold, so the model is not a working build of its precision.
     precision_gate: list[str] = dataclasses.field(default_factory=list)
+    # A failed build's localization: the first divergent layer (`compiler.debug`), or why not
+    localization: dict | None = None
 
     @property
     def passed(self) -> bool:
@@ -109,6 +111,8 @@ class ParityReport:
             d["validation"] = {k: v.as_dict() for k, v in self.validation.items()}
         if self.precision_gate:
             d["precision_gate"] = list(self.precision_gate)
+        if self.localization is not None:
+            d["localization"] = self.localization
         return json_safe(d)
 
     @classmethod
@@ -118,7 +122,7 @@ class ParityReport:
                    MetricResult.from_dict(d["metric"]) if d.get("metric") else None,
                    {k: cls.from_dict(v) for k, v in d.get("variants", {}).items()},
                    {k: cls.from_dict(v) for k, v in d.get("validation", {}).items()},
-                   list(d.get("precision_gate", [])))
+                   list(d.get("precision_gate", [])), d.get("localization"))
 
 
 def _per_sample(a: np.ndarray) -> np.ndarray:

@@ -14,6 +14,8 @@ from typing import Any
 
 MANIFEST = "manifest.json"
 VOLATILE = "build.json"  # time, host, durations, input locations: excluded from the content hash
+REPORT_HTML = "report.html"  # a view of manifest, parity and build.json (timeline, latency): outside the hash too
+UNSEALED = (MANIFEST, VOLATILE, REPORT_HTML)
 
 
 def sha256_file(path: Path) -> str:
@@ -24,7 +26,7 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def file_table(root: Path, exclude: tuple[str, ...] = (MANIFEST, VOLATILE)) -> list[dict[str, Any]]:
+def file_table(root: Path, exclude: tuple[str, ...] = UNSEALED) -> list[dict[str, Any]]:
     """Every file under `root` (sorted), with size and sha256."""
     rows = []
     for p in sorted(root.rglob("*")):

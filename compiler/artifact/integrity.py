@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from compiler.artifact.files import MANIFEST, VOLATILE, content_sha256, sha256_file
+from compiler.artifact.files import UNSEALED, content_sha256, sha256_file
 from compiler.errors import BadInput
 
 SEAL = "manifest_sha256"  # the manifest's hash over its own content (every key but this one)
@@ -51,6 +51,6 @@ def check_integrity(root: Path, manifest: dict[str, Any], where: Path) -> None:
             raise BadInput(f"artifact file {str(p)!r} differs from its sha256 in the manifest (edited after the build).")
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root).as_posix()
-        if (p.is_file() or p.is_symlink()) and rel not in listed and rel not in (MANIFEST, VOLATILE):
+        if (p.is_file() or p.is_symlink()) and rel not in listed and rel not in UNSEALED:
             raise BadInput(f"{str(p)!r} is not listed in {str(where)!r}: a file was added after the build; "
                            "refusing to load the artifact.")

@@ -26,6 +26,7 @@ from targets.base import Engine, Runner
 
 ARTIFACT_GOLDEN = "golden"  # the golden set travels inside the artifact
 PROFILE_FILE = "target.toml"  # and the target profile it was built for
+REFERENCE_FILE = "reference.onnx"  # and, at a reduced precision, the float model the engine was made from
 
 _REQUIRED = (("schema", int), ("status", str), ("precision", str), ("model", dict), ("model.name", str),
              ("target", dict), ("target.name", str), ("engine", dict), ("engine.backend", str), ("engine.entry", str),

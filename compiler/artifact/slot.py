@@ -45,7 +45,7 @@ from compiler.artifact.scratch import redirect_tmp
 from compiler.errors import BadInput
 
 FAILED_SUFFIX = ".failed"
-ARTIFACT, GOLDEN, IR_DUMP = "artifact", "golden", "ir-dump"
+ARTIFACT, GOLDEN, IR_DUMP, DEBUG = "artifact", "golden", "ir-dump", "debug"
 DUMP_MARKER = "dump.json"  # what makes a --dump-ir directory ours
 _SCRATCH = ("tmp-", "work-", "old-", "best-")  # .NAME.<kind>… leftovers a killed run can leave
 
@@ -58,6 +58,9 @@ def owner_kind(path: Path) -> str | None:
     meta = read_json_object(path / "meta.json")
     if meta is not None and "reference" in meta and (path / "outputs.npz").is_file():
         return GOLDEN
+    d = read_json_object(path / "debug.json")
+    if d is not None and {"tensors", "first_divergence"} <= d.keys():
+        return DEBUG
     marker = read_json_object(path / DUMP_MARKER)
     if marker is not None and marker.get("written_by") == "model-compiler" and marker.get("kind") == IR_DUMP:
         return IR_DUMP
@@ -126,7 +129,7 @@ class OutputSlot:
 
     # --- validation (no side effects) -----------------------------------------------------
     def check(self) -> None:
-        what = {ARTIFACT: "artifact", GOLDEN: "golden set", IR_DUMP: "--dump-ir directory"}[self.kind]
+        what = {ARTIFACT: "artifact", GOLDEN: "golden set", IR_DUMP: "--dump-ir directory", DEBUG: "debug directory"}[self.kind]
         raw = str(self.final)
         if not raw.strip() or not self.final.name or self.final.name in (".", ".."):
             raise BadInput(f"output path {raw!r} is not a directory name a {what} can be written to.")

@@ -6,13 +6,14 @@ The one writer of `manifest.json` (a build, `best`, `--from-artifact` all call `
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 from pathlib import Path
 from typing import Any
 
 from compiler import report as report_mod
-from compiler.artifact.files import MANIFEST, VOLATILE, file_table, json_safe, write_json
+from compiler.artifact.files import MANIFEST, REPORT_HTML, UNSEALED, VOLATILE, file_table, json_safe, write_json
 from compiler.artifact.integrity import seal
 from compiler.verify import ParityReport
 
@@ -31,7 +32,7 @@ def finalize(directory: Path, manifest: dict[str, Any], parity: ParityReport | N
     itself) and build.json (the volatile facts, outside the hash)."""
     if parity is not None:
         write_json(directory / "parity.json", parity.as_dict())
-    manifest["files"] = file_table(directory, exclude=(MANIFEST, VOLATILE, "report.md"))
+    manifest["files"] = file_table(directory, exclude=(*UNSEALED, "report.md"))
     (directory / "report.md").write_text(report_mod.render(manifest, parity))
     manifest["files"] = file_table(directory)
     manifest.update(json_safe(manifest))  # strict JSON: a NaN statistic (a candidate's) becomes null
@@ -39,3 +40,18 @@ def finalize(directory: Path, manifest: dict[str, Any], parity: ParityReport | N
     write_json(directory / MANIFEST, manifest)
     if volatile is not None:
         write_json(directory / VOLATILE, volatile_facts(volatile))
+    write_report_html(directory, manifest)
+
+
+def write_report_html(directory: Path, manifest: dict[str, Any], latency: list[dict[str, Any]] | None = None) -> Path:
+    """report.html from what the directory holds (parity, calibration, debug, build facts)."""
+    from compiler import report_html
+
+    def load(name: str) -> Any:
+        p = directory / name
+        return json.loads(p.read_text()) if p.is_file() else None
+
+    path = directory / REPORT_HTML
+    path.write_text(report_html.render(manifest, load("parity.json"), load("calibration.json"), load("debug.json"),
+                                       load(VOLATILE), latency))
+    return path

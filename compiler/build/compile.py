@@ -11,11 +11,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import onnx_ir as ir
+
 from compiler import ir as irh
 from compiler.artifact.files import write_json
-from compiler.artifact.read import ARTIFACT_GOLDEN, PROFILE_FILE
+from compiler.artifact.read import ARTIFACT_GOLDEN, PROFILE_FILE, REFERENCE_FILE
 from compiler.build.context import BuildContext
-from compiler.build.toolchain import toolchain_step
+from compiler.toolchain import toolchain_step
 from compiler.cache import Entry, cached, keys
 from targets.base import Deferred, Engine
 
@@ -33,6 +35,8 @@ def run(ctx: BuildContext) -> None:
     if ctx.profile.path is not None:  # the profile travels too: a user's own device file verifies anywhere
         shutil.copyfile(ctx.profile.path, tmp / PROFILE_FILE)
     if ctx.reduced is not None:
+        # the float model the reduced one was made from: `debug` compares the engine with it
+        irh.save(ir.serde.deserialize_model(irh.to_proto(ctx.optimized.model)), tmp / REFERENCE_FILE)
         stats = dict(ctx.reduced.stats)
         ctx.volatile["calibration_seconds"] = {k: stats.pop(k) for k in list(stats) if k.endswith("seconds")}
         write_json(tmp / "calibration.json", stats)

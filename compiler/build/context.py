@@ -48,6 +48,9 @@ class BuildOptions:
     cache_dir: Path | None = None  # --cache DIR (default: compiler.cache.default_dir())
     use_cache: bool = True  # --no-cache: stage results live in this process only
     candidate: bool = False  # a `best` candidate built into scratch: its install is not the run's commit point
+    keep_float: tuple[str, ...] = ()  # --keep-float: nodes int8 / fp16 keep in float (added to the spec's)
+    fallback: bool = True  # --no-fallback: the precision asked for, no node returned to float by the gate
+    localize: bool = True  # a failed build names the first divergent layer (within LOCALIZE_SECONDS)
 
 
 @dataclass

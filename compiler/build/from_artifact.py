@@ -16,7 +16,7 @@ from compiler.artifact.slot import OutputSlot
 from compiler.artifact.write import finalize
 from compiler.build.compile import MODEL_FILE
 from compiler.build.context import BuildResult
-from compiler.build.toolchain import toolchain_step
+from compiler.toolchain import toolchain_step
 from compiler.errors import BadInput, ToolchainMissing
 from compiler.parity import check_parity
 from compiler.progress import Progress

@@ -25,7 +25,7 @@ from calibration import trt_cache
 from calibration.fallback import Gate
 from compiler import ir as irh, validation
 from compiler.build.context import BuildContext, Reduced
-from compiler.build.toolchain import toolchain_step
+from compiler.toolchain import toolchain_step
 from compiler.cache import Entry, cached, keys
 from compiler.parity import check_parity, tolerance_of, variant_parity
 from compiler.precision import Precision
@@ -68,6 +68,7 @@ def _key(ctx: BuildContext) -> str:
     evaluation = evaluation_identity(spec)
     gate = ctx.profile.option("precision_gate", "onnxruntime")
     return keys.digest("precision", ctx.keys["optimize"], ctx.precision, _profile_identity(ctx), ctx.options.calibrator,
+                       ctx.spec.keep_float, ctx.options.fallback,
                        calib, ctx.keys.get("validation"), _golden_identity(ctx), evaluation, gate,
                        ctx.avail.versions if gate == "engine" else None)
 
@@ -130,10 +131,10 @@ def _reduce(ctx: BuildContext) -> Reduced:
         # weight-only int8 (Core ML): the graph runs in fp16 and the backend compresses its weights;
         # the fp16 stage decides what stays fp32, the final parity judges the compressed engine
         result = precision_mod.fp16(float_path, ctx.spec, profile, work, log=ctx.progress.info, gate=gate,
-                                    golden_feeds=ctx.golden.inputs)
+                                    golden_feeds=ctx.golden.inputs, fallback=ctx.options.fallback)
     else:
         result = precision_mod.int8(float_path, ctx.spec, profile, gate, work, method=ctx.options.calibrator,
-                                    log=ctx.progress.info)
+                                    log=ctx.progress.info, fallback=ctx.options.fallback)
     if ctx.groups:  # → calibration.json: what the decisions were judged on besides golden
         result.stats["validation"] = {g.label: g.samples for g in ctx.groups}
     model = ir.load(result.model_path)
@@ -189,7 +190,7 @@ def _fallback_failures(stats: dict, precision: str) -> list[str]:
     """The fallback search's failure, as a build failure: the model left is (nearly) all float
     and still misses the gate, so labelling it `precision` would be a lie."""
     fb = stats.get("fallback")
-    if fb is None or fb["passed"]:
+    if fb is None or fb["passed"] or fb.get("disabled"):  # --no-fallback: the engine's own parity decides
         return []
     last = fb["rounds"][-1] if fb["rounds"] else {}
     return [f"{precision} misses the gate even with all {last.get('float_nodes', '?')} candidate node(s) back in float "

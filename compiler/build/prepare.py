@@ -46,6 +46,8 @@ def resolve_spec(model: str | ModelSpec, profile: TargetProfile, precision: Prec
         )
     if opts.exporter is not None:
         spec = dataclasses.replace(spec, export=dataclasses.replace(spec.export, exporter=spec_mod.Exporter(opts.exporter)))
+    if opts.keep_float:
+        spec = dataclasses.replace(spec, keep_float=tuple(dict.fromkeys((*spec.keep_float, *opts.keep_float))))
     return spec
 
 

@@ -3,7 +3,7 @@
 Each stage is a function of the `BuildContext`: it reads the fields listed beside it and fills
 its own. A `--precision best` candidate, a fleet row and `--from-artifact` run the same stage
 functions, so every runtime call goes through the one place that turns toolchain errors into
-exit codes (`compiler.build.toolchain`).
+exit codes (`compiler.toolchain`).
 
 | stage      | reads                                        | writes                         | cached by            |
 |------------|----------------------------------------------|--------------------------------|----------------------|

@@ -9,30 +9,39 @@ same runtime give the same verdict, so an unchanged build is not run again.
 
 from __future__ import annotations
 
+import time
+
 from compiler import validation
+from compiler.artifact.files import write_json
 from compiler.build.context import BuildContext
 from compiler.build.precision import evaluation_identity
-from compiler.build.toolchain import toolchain_step
+from compiler.toolchain import toolchain_step
 from compiler.cache import Entry, cached, keys
 from compiler.parity import check_parity, tolerance_of, variant_parity
+from compiler.errors import CompilerError
 from compiler.verify import ParityReport
+
+LOCALIZE_SECONDS = 300.0
 
 
 def run(ctx: BuildContext) -> None:
     k = ctx.keys["verify"] = keys.digest("verify", ctx.keys["compile"], _files(ctx), ctx.keys.get("validation"),
                                          evaluation_identity(ctx.spec), ctx.threads, ctx.avail.can_run, ctx.precision)
 
-    def compute() -> tuple[tuple[ParityReport | None, str | None], Entry]:
+    def compute() -> tuple[tuple[ParityReport | None, str | None, dict | None], Entry]:
         parity, verified_with = _run(ctx)
-        return (parity, verified_with), Entry({"parity": None if parity is None else parity.as_dict(),
-                                               "verified_with": verified_with})
+        debug = _localize(ctx, parity) if parity is not None and not parity.passed else None
+        return (parity, verified_with, debug), Entry({"parity": None if parity is None else parity.as_dict(),
+                                                      "verified_with": verified_with, "debug": debug})
 
-    def restore(entry: Entry) -> tuple[ParityReport | None, str | None]:
+    def restore(entry: Entry) -> tuple[ParityReport | None, str | None, dict | None]:
         f = entry.facts
         ctx.progress.info("verify: from the cache")
-        return (None if f["parity"] is None else ParityReport.from_dict(f["parity"])), f["verified_with"]
+        return (None if f["parity"] is None else ParityReport.from_dict(f["parity"])), f["verified_with"], f.get("debug")
 
-    (ctx.parity, ctx.verified_with), ctx.cache_report["verify"] = cached(ctx.cache, "verify", k, compute, restore)
+    (ctx.parity, ctx.verified_with, debug), ctx.cache_report["verify"] = cached(ctx.cache, "verify", k, compute, restore)
+    if debug is not None:
+        write_json(ctx.staging / "debug.json", debug)
     gate_failures = ctx.reduced.gate_failures if ctx.reduced is not None else []
     if ctx.parity is not None:
         ctx.parity.precision_gate = list(gate_failures)
@@ -40,6 +49,29 @@ def run(ctx: BuildContext) -> None:
     ctx.status = "unverified" if ctx.parity is None else ("passed" if ctx.parity.passed else "failed")
     if gate_failures:  # not a working build of its precision, whether or not the engine ran here
         ctx.status = "failed"
+
+
+def _localize(ctx: BuildContext, parity: ParityReport) -> dict | None:
+    """A failed build names the first divergent layer itself, within LOCALIZE_SECONDS (the observed
+    engine is one more compile and one run on golden); the answer goes into parity.json, and the
+    whole comparison into debug.json."""
+    if not ctx.options.localize:
+        return None
+    from compiler.debug.localize import localize, summary
+
+    t0 = time.perf_counter()
+    reference = ctx.optimized.model
+    try:
+        with ctx.progress.step("localize: the first layer where the engine departs from the float model"):
+            debug = localize(ctx.model, reference, ctx.golden, ctx.backend, ctx.profile, ctx.precision, ctx.avail.can_run,
+                             ctx.slot.work / "localize", deadline=t0 + LOCALIZE_SECONDS)
+    except CompilerError as e:  # the observed engine could not be built: say so, the build's verdict stands
+        parity.localization = {"first_divergence": None, "error": str(e)}
+        return None
+    parity.localization = {"first_divergence": debug["first_divergence"], "summary": summary(debug),
+                           "observed": len(debug["tensors"]), "unobserved": len(debug["unobserved"])}
+    ctx.progress.info(summary(debug))
+    return debug
 
 
 def _files(ctx: BuildContext) -> dict[str, str]:

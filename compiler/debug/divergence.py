@@ -1,0 +1,90 @@
+"""The first divergence: the earliest node (in topological order) whose output breaks the
+tolerance while every one of its observed inputs is within it — the layer where the engine went
+wrong, named by its ONNX node, op type and output tensor, and, where the exporter recorded them,
+the PyTorch module path and source line.
+
+Intermediate tensors are judged on direction and noise — cosine (minimum over samples) and SNR —
+at the precision's default bounds for tensors (`compiler.tolerances`): elementwise bounds do not
+transfer from an output to the inside of a network.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+
+from compiler.spec import OutputKind
+from compiler.tolerances import DEFAULTS, Tolerance
+from compiler.verify import cosine, snr_db
+
+# fp32 engines differ from the reference by reassociation only; an intermediate of an fp32
+# engine that drops below these has a real fault (a wrong kernel), not rounding
+FP32_INTERNAL = Tolerance(cosine=0.9999, snr_db=60.0, reason="fp32 intermediate tensors")
+
+
+def tolerance_for(precision: str) -> Tolerance:
+    if precision == "fp32":
+        return FP32_INTERNAL
+    t = DEFAULTS[precision][OutputKind.TENSOR]
+    return Tolerance(cosine=t.cosine, snr_db=t.snr_db if t.snr_db is not None else 20.0, reason=f"{precision} intermediate tensors")
+
+
+def stats(ref: np.ndarray, got: np.ndarray, tol: Tolerance) -> dict[str, Any]:
+    if ref.shape != got.shape:
+        return {"max_abs": None, "cosine": None, "snr_db": None, "within": False, "why": f"shape {got.shape} vs {ref.shape}"}
+    r, g = ref.astype(np.float64), got.astype(np.float64)
+    with np.errstate(all="ignore"):
+        max_abs = float(np.abs(r - g).max()) if r.size else 0.0
+    cos, snr = cosine(r, g), snr_db(r, g)
+    within = not (np.isnan(cos) or np.isnan(snr)) and cos >= (tol.cosine or -1) and snr >= (tol.snr_db or -1e9)
+    return {"max_abs": max_abs if np.isfinite(max_abs) else None, "cosine": None if np.isnan(cos) else cos,
+            "snr_db": None if np.isnan(snr) else snr, "within": bool(within)}
+
+
+def source_of(node: ir.Node) -> dict[str, str]:
+    """The PyTorch module path and source line the dynamo exporter recorded in the node."""
+    meta = node.metadata_props
+    out = {}
+    scopes = meta.get("pkg.torch.onnx.name_scopes")
+    if scopes:
+        try:
+            parts = [p for p in ast.literal_eval(scopes) if p]
+        except (ValueError, SyntaxError):
+            parts = []
+        if len(parts) > 1:
+            out["module"] = ".".join(parts[:-1])  # the last scope is the aten op
+    trace = meta.get("pkg.torch.onnx.stack_trace", "")
+    frames = re.findall(r'File "([^"]+)", line (\d+), in (\S+)', trace)
+    own = [f for f in frames if "site-packages" not in f[0] and "/torch/" not in f[0]]
+    if own:
+        file, line, fn = own[-1]
+        out["line"] = f"{file}:{line} in {fn}"
+    if meta.get("namespace"):
+        out["namespace"] = meta["namespace"]
+    return out
+
+
+def locate(model: ir.Model, reference: dict[str, np.ndarray], observed: dict[str, np.ndarray],
+           tol: Tolerance) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Per observed tensor (topological order of `model`, the float reference graph): statistics;
+    and the first divergence, or None."""
+    rows, within = [], {}
+    first = None
+    for node in model.graph:
+        for v in node.outputs:
+            name = v.name
+            if name not in observed or name not in reference:
+                continue
+            s = stats(reference[name], observed[name], tol)
+            within[name] = s["within"]
+            rows.append({"tensor": name, "node": node.name, "op_type": node.op_type, **s})
+            if first is None and not s["within"]:
+                inputs = [i.name for i in node.inputs if i is not None and i.name in within]
+                if all(within[i] for i in inputs):
+                    first = {"node": node.name, "op_type": node.op_type, "tensor": name, "inputs": inputs,
+                             "cosine": s["cosine"], "snr_db": s["snr_db"], "source": source_of(node)}
+    return rows, first
