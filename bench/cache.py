@@ -34,7 +34,8 @@ def _build(model: str, target: str, precision: str, out: Path, cache: Path) -> f
 
 
 def _content(out: Path) -> dict[str, bytes]:
-    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file() and p.name not in ("build.json", "report.html")}
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name not in ("build.json", "report.html")}
 
 
 def main() -> int:

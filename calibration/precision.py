@@ -121,6 +121,8 @@ def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callab
     kept = [n for n in spec.keep_float if n in quantized and n not in forced]
     if kept:
         log(f"{len(kept)} node(s) kept in float by keep_float: {', '.join(kept)}")
+    if already := [n for n in spec.keep_float if n not in quantized]:
+        log(f"keep_float: {', '.join(already)} compute in float anyway (not quantized by the {scheme.preset!r} preset)")
     forced_why = {n: f"reads or writes a tensor whose calibrated range reaches ±{ranges.HISTOGRAM_LIMIT:.0e} (an additive "
                      "mask): no int8 scale carries it" for n in forced}
     forced_why.update({n: "kept in float by keep_float (the spec's [precision] or --keep-float)" for n in kept})

@@ -137,7 +137,8 @@ def precision_section(manifest: dict[str, Any], calibration: dict[str, Any] | No
     out = f"<h2>Precision map</h2><figure>{_svg(fig)}</figure>"
     if floats:
         out += "<table><tr><th>node kept in float</th><th>why</th></tr>" + "".join(
-            f"<tr><td>{html.escape(str(n.get('node')))}</td><td>{html.escape(str(n.get('why', '')))}</td></tr>" for n in floats) + "</table>"
+            f"<tr><td>{html.escape(str(n.get('node')))}</td><td>{html.escape(str(n.get('why', '')))}</td></tr>"
+            for n in floats) + "</table>"
     return out
 
 

@@ -17,11 +17,14 @@ from typing import Any
 
 import onnx
 import onnx_ir as ir
+from onnx_ir.passes.common import TopologicalSortPass
 
-from calibration import fp16 as fp16_mod, qdq, surgery
+from calibration import fp16 as fp16_mod
+from calibration import qdq, surgery
 from calibration.fallback import Gate, search
 from calibration.sensitivity import NodeSensitivity
 from compiler import ir as irh
+from compiler.debug import observe
 from compiler.golden import Golden
 from compiler.parity import check_parity
 from compiler.toolchain import toolchain_step
@@ -43,6 +46,39 @@ def rank(debug: dict[str, Any], reference: ir.Model) -> list[NodeSensitivity]:
     return sorted(out, key=lambda s: s.snr_db)
 
 
+def undo_activation_removal(reduced: onnx.ModelProto, ref: onnx.ModelProto) -> onnx.ModelProto:
+    """The int8 model as the quantizer made it: the Relu/Clip nodes the build removed (their
+    dequantized input could not leave their bounds: exact) put back between that input and the
+    readers that read the activation in the reference — so graph surgery sees the graph it knows."""
+    out = onnx.ModelProto()
+    out.CopyFrom(reduced)
+    present = {n.name for n in out.graph.node}
+    ref_readers = {}
+    for n in ref.graph.node:
+        for i in n.input:
+            ref_readers.setdefault(i, set()).add(n.name)
+    q_of = {n.input[0]: n.output[0] for n in out.graph.node if n.op_type == "QuantizeLinear"}
+    dq_of = {n.input[0]: n.output[0] for n in out.graph.node if n.op_type == "DequantizeLinear"}
+    for r in ref.graph.node:
+        if r.op_type not in observe.ACTIVATIONS or r.name in present:
+            continue
+        alias = dq_of.get(q_of.get(r.input[0], ""), None)
+        if alias is None:
+            continue
+        node = onnx.NodeProto()
+        node.CopyFrom(r)
+        node.input[0] = alias
+        for n in out.graph.node:
+            if n.name in ref_readers.get(r.output[0], ()):
+                for k, i in enumerate(n.input):
+                    if i == alias:
+                        n.input[k] = r.output[0]
+        out.graph.node.append(node)
+    model = irh.from_proto(out)
+    TopologicalSortPass()(model)
+    return irh.to_proto(model)
+
+
 def bisect(model_path: Path, reference_path: Path, debug: dict[str, Any], golden: Golden, kinds: dict[str, str],
            backend: Any, profile: Any, precision: str, can_run: bool, calibration: dict[str, Any] | None, workdir: Path,
            log: Callable[[str], None]) -> dict[str, Any]:
@@ -50,11 +86,14 @@ def bisect(model_path: Path, reference_path: Path, debug: dict[str, Any], golden
     ref = onnx.load(str(reference_path))
     ranked = rank(debug, irh.from_proto(ref))
     if precision == "int8":
-        quantized = set(qdq.quantized_nodes(reduced, ref, ()))
+        op_types = profile.quantization.op_types if profile.quantization is not None else ()
+        quantized = set(qdq.quantized_nodes(reduced, ref, op_types))  # as the build counts them
         ranked = [s for s in ranked if s.node in quantized]
 
+        whole = undo_activation_removal(reduced, ref)
+
         def build(exclude: list[str], out: Path) -> onnx.ModelProto:
-            m = surgery.revert(reduced, ref, exclude, quantized) if exclude else reduced
+            m = surgery.revert(whole, ref, exclude, quantized) if exclude else reduced
             onnx.save(m, str(out))
             return m
     else:

@@ -39,7 +39,7 @@ def localize(model: ir.Model, reference: ir.Model, golden: Golden, backend: Any,
     t0 = time.perf_counter()
     ref_values = observe.reference(reference, golden.inputs)
     names = [n for n in observe.float_tensors(reference) if n in ref_values]
-    obs = observe.engine(backend, profile, precision, model, names, golden.inputs, workdir, can_run)
+    obs = observe.engine(backend, profile, precision, model, reference, names, golden.inputs, workdir, can_run)
     tol = divergence.tolerance_for(precision)
     rows, first = divergence.locate(reference, ref_values, obs.values, tol)
     out = {"precision": precision, "backend": backend.name,

@@ -14,7 +14,6 @@ engine, else ``model.onnx``) in ONNX Runtime with every node output exposed.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +56,36 @@ def qdq_aliases(model: ir.Model) -> dict[str, str]:
     return aliases
 
 
+ACTIVATIONS = ("Relu", "Clip")
+
+
+def plan(reference: ir.Model, model: ir.Model) -> dict[str, str | None]:
+    """Reference tensor → the engine value to watch for it (None: not observable as such).
+
+    int8 quantizes a tensor that only a Relu/Clip reads with the activation's own range, and
+    removes an activation its dequantized input cannot leave: the engine never holds the
+    pre-activation value, so that tensor is not observable, and a removed activation's output is
+    its input's dequantized value."""
+    aliases = qdq_aliases(model)
+    nodes = {n.name for n in model.graph}
+    values = {v.name for n in model.graph for v in n.outputs if v.name}
+    out: dict[str, str | None] = {}
+    for node in reference.graph:
+        for v in node.outputs:
+            t = v.name
+            if not t or v.dtype not in FLOAT:
+                continue
+            readers = [u.node for u in v.uses()]
+            if readers and t in aliases and all(r.op_type in ACTIVATIONS for r in readers):
+                out[t] = None
+            elif node.op_type in ACTIVATIONS and node.name not in nodes and node.inputs[0] is not None:
+                src = node.inputs[0].name
+                out[t] = aliases.get(src, src) if (src in aliases or src in values) else None
+            else:
+                out[t] = aliases.get(t, t) if (t in aliases or t in values) else None
+    return out
+
+
 def expose(model: ir.Model, names: list[str]) -> ir.Model:
     """A copy of `model` whose graph outputs also include the values named `names`."""
     m = ir.serde.deserialize_model(irh.to_proto(model))
@@ -80,15 +109,16 @@ def reference(model: ir.Model, feeds: dict[str, np.ndarray]) -> dict[str, np.nda
     return dict(zip(outs, sess.run(None, {k: feeds[k] for k in (i.name for i in sess.get_inputs())})))
 
 
-def engine(backend: Backend, profile, precision: str, model: ir.Model, names: list[str], feeds: dict[str, np.ndarray],
-           workdir: Path, can_run: bool) -> Observation:
-    """The engine built again with `names` exposed, run on `feeds`."""
-    aliases = qdq_aliases(model)
-    wanted = [aliases.get(n, n) for n in names]
-    exposed = expose(model, wanted)
+def engine(backend: Backend, profile, precision: str, model: ir.Model, reference: ir.Model, names: list[str],
+           feeds: dict[str, np.ndarray], workdir: Path, can_run: bool) -> Observation:
+    """The engine built again with the values standing for `names` (reference tensors) exposed,
+    run on `feeds`."""
+    where = plan(reference, model)
+    wanted = [where.get(n) for n in names]
+    exposed = expose(model, [w for w in wanted if w])
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "model.onnx"
-    irh.save(copy.deepcopy(exposed), path)
+    irh.save(exposed, path)  # a copy already (`expose`)
     with toolchain_step(backend.name, "compile the observed engine of", exposed):
         eng = backend.compile(exposed, path, profile, precision, workdir)
     with toolchain_step(backend.name, "run the observed engine of", exposed):
@@ -99,7 +129,7 @@ def engine(backend: Backend, profile, precision: str, model: ir.Model, names: li
             got = runner.run(feeds)
     values, unobserved = {}, []
     for n, w in zip(names, wanted):
-        if w in got and np.asarray(got[w]).dtype.kind == "f":
+        if w is not None and w in got and np.asarray(got[w]).dtype.kind == "f":
             values[n] = np.asarray(got[w])
         else:
             unobserved.append(n)

@@ -30,7 +30,8 @@ def _stages(out: Path) -> dict[str, str]:
 
 
 def _content(out: Path) -> dict[str, bytes]:
-    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file() and p.name not in ("build.json", "report.html")}
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name not in ("build.json", "report.html")}
 
 
 def test_an_unchanged_rebuild_is_served_from_the_cache_and_byte_identical(tmp_path):

@@ -51,6 +51,10 @@ def _build(data, tmp_path: Path, target: str, precision: str, *extra: str) -> tu
 def test_a_failed_build_names_the_planted_layer_and_debug_agrees(data, tmp_path, capsys, target, precision):
     code, out, _ = _build(data, tmp_path, target, precision, "--no-fallback")
     err = capsys.readouterr().err
+    if code == 0 and target == "intel" and precision == "fp16":
+        used = json.loads((out / "manifest.json").read_text())["engine"]["info"].get("runtime_precisions", {})
+        if "f16" not in used:  # the hint is a request: a CPU without f16 arithmetic runs the model in f32
+            pytest.skip(f"this CPU runs OpenVINO's f16 hint in {sorted(used)} (no native f16): nothing overflows")
     assert code == 1, err
     spike = _spike_node(out)
     parity = json.loads((out / "parity.json").read_text())
@@ -64,7 +68,8 @@ def test_a_failed_build_names_the_planted_layer_and_debug_agrees(data, tmp_path,
     assert main(["debug", "--quiet", "--artifact", str(out)]) == 0
     debug = json.loads((out.with_name(out.name + ".debug") / "debug.json").read_text())
     assert debug["first_divergence"]["node"] == spike and debug["first_divergence"]["tensor"] == first["tensor"]
-    assert (out / "manifest.json").read_bytes() == before and main(["verify", "--artifact", str(out)]) == 1
+    assert (out / "manifest.json").read_bytes() == before
+    assert main(["verify", "--artifact", str(out)]) == (3 if target == "apple" else 1)  # apple: Core ML runs on macOS only
 
 
 def test_bisection_finds_a_short_keep_float_list_that_passes(data, tmp_path, capsys):
