@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from compiler.artifact.files import sha256_file as file_sha256  # one way to hash a file
+
 PROJECT = Path(__file__).resolve().parent.parent.parent
 CODE_DIRS = ("compiler", "calibration", "targets")
 TOOLCHAIN = ("model-compiler", "torch", "onnx", "onnxruntime", "onnx-ir", "onnxscript", "numpy", "transformers")
@@ -35,14 +37,6 @@ def digest(*parts: Any) -> str:
 
 def bytes_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def array_sha256(a: np.ndarray) -> str:
