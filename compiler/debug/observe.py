@@ -104,9 +104,11 @@ def reference(model: ir.Model, feeds: dict[str, np.ndarray]) -> dict[str, np.nda
     from compiler import ortsession
 
     names = float_tensors(model)
-    sess = ortsession.session(expose(model, names), level="disabled")
-    outs = [o.name for o in sess.get_outputs()]
-    return dict(zip(outs, sess.run(None, {k: feeds[k] for k in (i.name for i in sess.get_inputs())})))
+    exposed = expose(model, names)
+    with toolchain_step("onnxruntime", "run the float reference of", exposed):
+        sess = ortsession.session(exposed, level="disabled")
+        outs = [o.name for o in sess.get_outputs()]
+        return dict(zip(outs, sess.run(None, {k: feeds[k] for k in (i.name for i in sess.get_inputs())})))
 
 
 def engine(backend: Backend, profile, precision: str, model: ir.Model, reference: ir.Model, names: list[str],
