@@ -133,7 +133,7 @@ def cosine(reference: np.ndarray, actual: np.ndarray) -> float:
     """Minimum cosine similarity over samples (rows along axis 0; the whole array if 1-D).
     Defined for every input: empty → 1.0; a zero row is 1.0 against a zero row, else 0.0;
     NaN/Inf anywhere in a row make its cosine NaN (which every gate treats as a failure)."""
-    r, a = _per_sample(reference.astype(np.float64)), _per_sample(actual.astype(np.float64))
+    r, a = _per_sample(np.asarray(reference, dtype=np.float64)), _per_sample(np.asarray(actual, dtype=np.float64))
     if r.size == 0:
         return 1.0
     with np.errstate(all="ignore"):
@@ -150,7 +150,7 @@ def cosine(reference: np.ndarray, actual: np.ndarray) -> float:
 def snr_db(reference: np.ndarray, actual: np.ndarray) -> float:
     """10·log10(signal / noise), clipped to ±SNR_CAP_DB; NaN when either side holds NaN, and
     −SNR_CAP_DB when the noise is infinite (an Inf in the engine output)."""
-    r, a = reference.astype(np.float64), actual.astype(np.float64)
+    r, a = np.asarray(reference, dtype=np.float64), np.asarray(actual, dtype=np.float64)
     with np.errstate(all="ignore"):
         noise = float(((a - r) ** 2).sum())
         signal = float((r**2).sum())

@@ -112,6 +112,15 @@ class Backend(abc.ABC):
         the runner `load` gives (TFLite: the reference kernels, next to XNNPACK). Label → runner."""
         return {}
 
+    def observe(self, model: ir.Model, model_path: Path, profile: TargetProfile, precision: str, workdir: Path,
+                can_run: bool) -> Runner | None:
+        """A runner for `model` (the artifact's graph with intermediate tensors made outputs) as
+        this backend executes it, for `compiler.debug`: by default the engine compiled and loaded
+        as a build would (or its host-side check where it cannot run here); a backend whose runtime
+        compiles the ONNX in memory overrides it to skip writing its own format."""
+        engine = self.compile(model, model_path, profile, precision, workdir)
+        return self.load(engine, threads=1) if can_run else self.host_check(engine)
+
     def host_check(self, engine: Engine) -> Runner | None:
         """Where the engine cannot run on this host: a runner for the host-side numerical check
         of what the engine is built from (TensorRT: the ONNX through ONNX Runtime), or None."""

@@ -113,6 +113,13 @@ class OpenVinoBackend(Backend):
                   "static_shapes": static_shapes(model, dict(profile.option("static_shapes", {})))},
         )
 
+    def observe(self, model: ir.Model, model_path: Path, profile: TargetProfile, precision: str, workdir: Path,
+                can_run: bool) -> Runner | None:
+        """OpenVINO reads ONNX itself: one compile of the exposed graph, no IR written."""
+        return _Observed(_Compiled(core(), str(model_path), profile.option("device", "CPU"), _config(precision, 1),
+                                   [t.name for t in irh.graph_inputs(model)], [t.name for t in irh.graph_outputs(model)],
+                                   model_path))
+
     def load(self, engine: Engine, threads: int = 1) -> Runner:
         return OvRunner(engine.dir / engine.entry, engine.info.get("device", "CPU"), engine.precision, threads,
                         engine.info["inputs"], engine.info["outputs"], engine.info.get("static_shapes", []))
@@ -190,6 +197,15 @@ class _Compiled:
         # (share_outputs=False), so they stay valid after the next call — no second copy here.
         res = self.request.infer({port: feeds[n] for n, port in self.inputs.items()}, share_inputs=True)
         return {n: res[port] for n, port in self.outputs.items()}
+
+
+class _Observed(Runner):
+    def __init__(self, compiled: _Compiled):
+        self.compiled = compiled
+        self.input_names, self.output_names = tuple(compiled.inputs), tuple(compiled.outputs)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.compiled.run(feeds)
 
 
 class OvRunner(Runner):

@@ -121,14 +121,12 @@ def engine(backend: Backend, profile, precision: str, model: ir.Model, reference
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "model.onnx"
     irh.save(exposed, path)  # a copy already (`expose`)
-    with toolchain_step(backend.name, "compile the observed engine of", exposed):
-        eng = backend.compile(exposed, path, profile, precision, workdir)
-    with toolchain_step(backend.name, "run the observed engine of", exposed):
-        runner = backend.load(eng, threads=1) if can_run else backend.host_check(eng)
-        if runner is None:
-            return Observation({}, list(names), list(names))
-        with runner:
-            got = runner.run(feeds)
+    with toolchain_step(backend.name, "build the observed engine of", exposed):
+        runner = backend.observe(exposed, path, profile, precision, workdir, can_run)
+    if runner is None:
+        return Observation({}, list(names), list(names))
+    with toolchain_step(backend.name, "run the observed engine of", exposed), runner:
+        got = runner.run(feeds)
     values, unobserved = {}, []
     for n, w in zip(names, wanted):
         if w is not None and w in got and np.asarray(got[w]).dtype.kind == "f":
