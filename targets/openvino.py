@@ -22,10 +22,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
+import os
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx_ir as ir
@@ -51,9 +55,39 @@ def core():
     """One OpenVINO Core per process. A fresh Core's first compile with a thread/stream config
     took 0.1–0.8 s even for a one-node graph (0.03 s on a Core that had compiled before), and a
     build made three: a 1,619-case coverage run on `intel` went from ≈ 6 to ≈ 60 minutes."""
-    import openvino as ov
+    ov = openvino()
 
     return ov.Core()
+
+
+@contextlib.contextmanager
+def no_telemetry() -> Iterator[None]:
+    """`ov.convert_model` sends usage telemetry to Google Analytics unless the user opted out in
+    ~/intel/openvino_telemetry or it runs in CI: each call forks a process (multiprocessing, 14 per
+    digits build) to make the request. A build talks to no host — and a forked child of a process
+    whose OpenVINO threads hold a lock can hang in that lock, and the interpreter's exit with it
+    (seen: `make test-coverage` never exited). openvino_telemetry declines in CI (`CI=true`), so
+    the conversion runs as in CI; the user's home is not written."""
+    old = os.environ.get("CI")
+    os.environ["CI"] = "true"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("CI", None)
+        else:
+            os.environ["CI"] = old
+
+
+@functools.cache
+def openvino() -> Any:
+    """The openvino module, imported (with its converter, which sets up telemetry on import) under
+    `no_telemetry`."""
+    with no_telemetry():
+        import openvino as ov
+        import openvino.tools.ovc  # noqa: F401
+
+    return ov
 
 
 def _config(precision: str, threads: int) -> dict[str, object]:
@@ -84,7 +118,7 @@ class OpenVinoBackend(Backend):
 
     def available(self, profile: TargetProfile) -> Availability:
         try:
-            import openvino as ov
+            ov = openvino()
         except ImportError as e:
             return Availability(False, False, f"openvino is not installed ({e}); pip install model-compiler[openvino]")
         versions = {"openvino": ov.__version__.split("-")[0]}
@@ -95,9 +129,10 @@ class OpenVinoBackend(Backend):
         return Availability(True, True, f"openvino {versions['openvino']} on {device}", versions)
 
     def compile(self, model: ir.Model, model_path: Path, profile: TargetProfile, precision: str, workdir: Path) -> Engine:
-        import openvino as ov
+        ov = openvino()
 
-        ov_model = ov.convert_model(str(model_path))
+        with no_telemetry():
+            ov_model = ov.convert_model(str(model_path))
         ov.save_model(ov_model, str(workdir / XML), compress_to_fp16=(precision == "fp16"))
         device = profile.option("device", "CPU")
         compiled = core().compile_model(str(workdir / XML), device, _config(precision, 1))
@@ -222,7 +257,7 @@ class OvRunner(Runner):
         return tuple(tuple(int(d) for d in shapes[n]) for n in self.input_names)
 
     def _static(self, key: tuple) -> _Compiled:
-        import openvino as ov
+        ov = openvino()
 
         model = self.core.read_model(str(self.path))
         ports = bind_ports(model.inputs, self.graph_inputs, "input", self.path)

@@ -60,7 +60,9 @@ def _ort(path: Path, name: str, detail: str, precision: str) -> Flow:
 
 
 def _openvino(model: Any, name: str, detail: str, hint: str | None = None, quantized: bool = False) -> Flow:
-    import openvino as ov
+    from targets.openvino import openvino
+
+    ov = openvino()  # imported without its telemetry: the bench talks to no host either
 
     config = {"INFERENCE_NUM_THREADS": 1, "NUM_STREAMS": 1}
     if hint:
@@ -99,8 +101,11 @@ def _calibration(spec: spec_mod.ModelSpec) -> list[dict[str, np.ndarray]]:
 
 
 def by_hand_flows(spec: spec_mod.ModelSpec, raw: Path, work: Path, transformer: bool, log: Callable[[str], None]) -> list[Flow]:
-    import openvino as ov
     from onnxruntime.quantization import QuantType, quantize_dynamic, quantize_static
+
+    from targets.openvino import no_telemetry, openvino
+
+    ov = openvino()
 
     calib = _calibration(spec)
     flows = [_ort(raw, "ORT fp32 (raw export)", "onnxruntime, default graph optimizations", "fp32")]
@@ -112,7 +117,8 @@ def by_hand_flows(spec: spec_mod.ModelSpec, raw: Path, work: Path, transformer: 
         log("by hand: ORT dynamic int8, per-channel")
         quantize_dynamic(str(raw), str(work / "ort_dynamic.onnx"), per_channel=True, weight_type=QuantType.QInt8)
         flows.append(_ort(work / "ort_dynamic.onnx", "ORT dynamic int8 per-channel", "quantize_dynamic(per_channel=True, QInt8)", "int8"))
-    ov_model = ov.convert_model(str(raw))
+    with no_telemetry():
+        ov_model = ov.convert_model(str(raw))
     flows.append(_openvino(ov_model, "OpenVINO default", "compile_model defaults"))
     flows.append(_openvino(ov_model, "OpenVINO f32", "INFERENCE_PRECISION_HINT=f32", "f32"))
     try:
@@ -122,7 +128,8 @@ def by_hand_flows(spec: spec_mod.ModelSpec, raw: Path, work: Path, transformer: 
         return flows
     log("by hand: NNCF int8 (nncf.quantize defaults)")
     kw = {"model_type": nncf.ModelType.TRANSFORMER} if transformer else {}
-    q = nncf.quantize(ov.convert_model(str(raw)), nncf.Dataset(calib), subset_size=len(calib), **kw)
+    with no_telemetry():  # NNCF reports usage through the same telemetry package
+        q = nncf.quantize(ov.convert_model(str(raw)), nncf.Dataset(calib), subset_size=len(calib), **kw)
     detail = "nncf.quantize" + (" (TRANSFORMER)" if transformer else "") + f", {len(calib)} samples, compile defaults"
     flows.append(_openvino(q, "NNCF int8", detail, quantized=True))
     return flows

@@ -63,3 +63,17 @@ def test_listed_shapes_run_a_static_compile_and_agree_with_onnxruntime(tmp_path)
         assert set(runner.static) == {((8, 16, 8), (8, 16)), ((1, 128, 8), (1, 128))}
         assert all(c.compiled.inputs[0].get_partial_shape().is_static for c in runner.static.values())
         assert not runner.dynamic.compiled.inputs[0].get_partial_shape().is_static
+
+
+def test_an_intel_build_starts_no_telemetry_process(tmp_path, monkeypatch):
+    """ov.convert_model reports usage to Google Analytics from a forked process unless declined:
+    a build talks to no host, and such a fork hung `make test-coverage` at exit."""
+    import multiprocessing
+
+    from compiler.cli import main
+
+    started = []
+    monkeypatch.setattr(multiprocessing.Process, "start", lambda self: started.append(self._target))
+    assert main(["build", "--quiet", "--model", "digits-cnn", "--target", "intel", "--precision", "fp32",
+                 "--out", str(tmp_path / "out"), "--no-cache"]) == 0
+    assert started == []
