@@ -21,7 +21,7 @@ export TRANSFORMERS_OFFLINE := 1
 # onnxruntime's telemetry (a device id in $TMPDIR/.ses, uploads to Microsoft): off (compiler/__init__.py)
 export ORT_DISABLE_TELEMETRY ?= 1
 
-.PHONY: setup build golden verify bench bench-passes bench-precision bench-backends bench-versus bench-cache bench-fleet matrix lint test test-slow test-coverage targets clean
+.PHONY: setup build golden verify bench bench-passes bench-precision bench-backends bench-versus bench-cache bench-debug bench-fleet matrix lint test test-slow test-coverage targets clean
 
 setup: $(STAMP)
 
@@ -132,6 +132,11 @@ bench-fleet: $(STAMP)
 bench-cache: $(STAMP)
 	mkdir -p build/bench
 	$(PY) bench/cache.py --model efficientnet-lite0 --target intel --precision int8 --rounds 3 --json build/bench/cache.json
+
+# what `debug --artifact` costs against the build's verify stage (in process and as whole commands)
+bench-debug: $(STAMP)
+	mkdir -p build/bench
+	$(PY) bench/debug_cost.py --model efficientnet-lite0 --target intel --precision int8 --rounds 5 --json build/bench/debug.json
 
 # pyflakes, import order and line length (config in pyproject.toml), as CI runs it.
 lint: $(STAMP)

@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--keep-float", metavar="NODE,NODE", help="ONNX nodes int8/fp16 keep in float (e.g. from `debug --bisect`)")
     b.add_argument("--no-fallback", action="store_true",
                    help="build the precision asked for without returning nodes to float (to investigate a failure)")
+    b.add_argument("--localize-seconds", type=float, default=300.0, metavar="S",
+                   help="a failed build names its first divergent layer within S seconds (default 300; 0: do not)")
     b.add_argument("--cache", type=Path, metavar="DIR",
                    help="stage cache directory (default: $MODEL_COMPILER_CACHE, else $XDG_CACHE_HOME/model-compiler, "
                         "else ~/.cache/model-compiler)")
@@ -174,6 +176,7 @@ def _run(args: argparse.Namespace) -> int:
             calibrator=args.calibrator, calib_samples=args.calib_samples, trust_pickle=args.trust_pickle, calib=args.calib,
             cache_dir=args.cache, use_cache=not args.no_cache,
             keep_float=tuple(n for n in (args.keep_float or "").split(",") if n), fallback=not args.no_fallback,
+            localize_seconds=args.localize_seconds,
         )
         r = build.run(args.model, args.target, opts, Progress(quiet=args.quiet))
         if not r.passed and r.failure is not None:

@@ -50,7 +50,7 @@ class BuildOptions:
     candidate: bool = False  # a `best` candidate built into scratch: its install is not the run's commit point
     keep_float: tuple[str, ...] = ()  # --keep-float: nodes int8 / fp16 keep in float (added to the spec's)
     fallback: bool = True  # --no-fallback: the precision asked for, no node returned to float by the gate
-    localize: bool = True  # a failed build names the first divergent layer (within LOCALIZE_SECONDS)
+    localize_seconds: float = 300.0  # --localize-seconds: a failed build's bound to name its first divergent layer; 0: off
 
 
 @dataclass

@@ -21,16 +21,17 @@ from compiler.parity import check_parity, tolerance_of, variant_parity
 from compiler.errors import CompilerError
 from compiler.verify import ParityReport
 
-LOCALIZE_SECONDS = 300.0
-
 
 def run(ctx: BuildContext) -> None:
     k = ctx.keys["verify"] = keys.digest("verify", ctx.keys["compile"], _files(ctx), ctx.keys.get("validation"),
-                                         evaluation_identity(ctx.spec), ctx.threads, ctx.avail.can_run, ctx.precision)
+                                         evaluation_identity(ctx.spec), ctx.threads, ctx.avail.can_run, ctx.precision,
+                                         ctx.options.localize_seconds)
 
     def compute() -> tuple[tuple[ParityReport | None, str | None, dict | None], Entry]:
+        t0 = time.perf_counter()
         parity, verified_with = _run(ctx)
-        debug = _localize(ctx, parity) if parity is not None and not parity.passed else None
+        run_seconds = time.perf_counter() - t0
+        debug = _localize(ctx, parity, run_seconds) if parity is not None and not parity.passed else None
         return (parity, verified_with, debug), Entry({"parity": None if parity is None else parity.as_dict(),
                                                       "verified_with": verified_with, "debug": debug})
 
@@ -51,20 +52,34 @@ def run(ctx: BuildContext) -> None:
         ctx.status = "failed"
 
 
-def _localize(ctx: BuildContext, parity: ParityReport) -> dict | None:
-    """A failed build names the first divergent layer itself, within LOCALIZE_SECONDS (the observed
-    engine is one more compile and one run on golden); the answer goes into parity.json, and the
-    whole comparison into debug.json."""
-    if not ctx.options.localize:
+def _localize(ctx: BuildContext, parity: ParityReport, run_seconds: float) -> dict | None:
+    """A failed build names the first divergent layer itself, within `--localize-seconds`: the
+    observed engine is one more compile and one run on golden beside the float reference, so it
+    starts only if the build's own compile and run predict it fits (a compile restored from the
+    cache predicts nothing and is not counted), and it stops between its steps once over the
+    bound. The answer goes into parity.json, the whole comparison into debug.json."""
+    bound = ctx.options.localize_seconds
+    if bound <= 0:
         return None
     from compiler.debug.localize import localize, summary
+    from compiler.debug.observe import OverTimeBound
 
-    t0 = time.perf_counter()
-    reference = ctx.optimized.model
+    predicted = ctx.stage_seconds.get("compile", 0.0) + 2 * run_seconds
+    if predicted > bound:
+        why = (f"not run: the build's compile and engine run predict {predicted:.0f} s, over the {bound:g} s bound "
+               f"(--localize-seconds); `debug --artifact` on the artifact runs it without one")
+        ctx.progress.info(f"localize: {why}")
+        parity.localization = {"first_divergence": None, "error": why}
+        return None
     try:
         with ctx.progress.step("localize: the first layer where the engine departs from the float model"):
-            debug = localize(ctx.model, reference, ctx.golden, ctx.backend, ctx.profile, ctx.precision, ctx.avail.can_run,
-                             ctx.slot.work / "localize", deadline=t0 + LOCALIZE_SECONDS)
+            debug = localize(ctx.model, ctx.optimized.model, ctx.golden, ctx.backend, ctx.profile, ctx.precision,
+                             ctx.avail.can_run, ctx.slot.work / "localize", deadline=time.perf_counter() + bound)
+    except OverTimeBound as e:
+        why = f"stopped: {e} (--localize-seconds {bound:g}); `debug --artifact` on the artifact runs it without one"
+        parity.localization = {"first_divergence": None, "error": why}
+        ctx.progress.info(f"localize: {why}")
+        return None
     except CompilerError as e:  # the observed engine could not be built: say so, the build's verdict stands
         parity.localization = {"first_divergence": None, "error": str(e)}
         return None

@@ -19,7 +19,7 @@ import numpy as np
 import onnx_ir as ir
 
 from compiler.tolerances import DEFAULTS, Tolerance
-from compiler.verify import cosine, snr_db
+from compiler.verify import distance
 
 # fp32 engines differ from the reference by reassociation only; an intermediate of an fp32
 # engine that drops below these has a real fault (a wrong kernel), not rounding
@@ -43,10 +43,7 @@ def tolerance_for(precision: str) -> Tolerance:
 def stats(ref: np.ndarray, got: np.ndarray, tol: Tolerance) -> dict[str, Any]:
     if ref.shape != got.shape:
         return {"max_abs": None, "cosine": None, "snr_db": None, "within": False, "why": f"shape {got.shape} vs {ref.shape}"}
-    r, g = ref.astype(np.float64), got.astype(np.float64)
-    with np.errstate(all="ignore"):
-        max_abs = float(np.abs(r - g).max()) if r.size else 0.0
-    cos, snr = cosine(r, g), snr_db(r, g)
+    max_abs, cos, snr = distance(ref, got)
     within = not (np.isnan(cos) or np.isnan(snr)) and cos >= (tol.cosine or -1) and snr >= (tol.snr_db or -1e9)
     return {"max_abs": max_abs if np.isfinite(max_abs) else None, "cosine": None if np.isnan(cos) else cos,
             "snr_db": None if np.isnan(snr) else snr, "within": bool(within)}

@@ -14,6 +14,7 @@ engine, else ``model.onnx``) in ONNX Runtime with every node output exposed.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,15 @@ from compiler.toolchain import toolchain_step
 from targets.base import Backend
 
 FLOAT = (ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.DOUBLE)
+
+
+class OverTimeBound(Exception):
+    """The localization passed its deadline between two of its steps (a failed build's bound)."""
+
+
+def check_deadline(deadline: float | None, after: str) -> None:
+    if deadline is not None and time.perf_counter() > deadline:
+        raise OverTimeBound(f"over the time bound after {after}")
 
 
 @dataclass
@@ -112,9 +122,9 @@ def reference(model: ir.Model, feeds: dict[str, np.ndarray]) -> dict[str, np.nda
 
 
 def engine(backend: Backend, profile, precision: str, model: ir.Model, reference: ir.Model, names: list[str],
-           feeds: dict[str, np.ndarray], workdir: Path, can_run: bool) -> Observation:
+           feeds: dict[str, np.ndarray], workdir: Path, can_run: bool, deadline: float | None = None) -> Observation:
     """The engine built again with the values standing for `names` (reference tensors) exposed,
-    run on `feeds`."""
+    run on `feeds` (unless the build took it past `deadline`)."""
     where = plan(reference, model)
     wanted = [where.get(n) for n in names]
     exposed = expose(model, [w for w in wanted if w])
@@ -125,6 +135,9 @@ def engine(backend: Backend, profile, precision: str, model: ir.Model, reference
         runner = backend.observe(exposed, path, profile, precision, workdir, can_run)
     if runner is None:
         return Observation({}, list(names), list(names))
+    if deadline is not None and time.perf_counter() > deadline:
+        runner.close()
+        check_deadline(deadline, "building the observed engine")
     with toolchain_step(backend.name, "run the observed engine of", exposed), runner:
         got = runner.run(feeds)
     values, unobserved = {}, []

@@ -25,7 +25,10 @@ class Planted(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = torch.relu(self.fc1(x))
         b = self.spike(x)
-        return self.fc2(a + b * 1e-4)
+        # `b` has two readers, so it is a tensor every engine holds: OpenVINO folds a lone
+        # constant scale into the MatMul's weights and fuses a lone chain of element-wise ops
+        # into it (computed in f32), and its f16 engine would never hold the large value
+        return self.fc2(a + torch.sqrt(b.abs() + 1.0) * 1e-2 + torch.tanh(b))
 
 
 def golden_inputs(n: int = 4) -> np.ndarray:

@@ -100,3 +100,26 @@ def test_an_unknown_keep_float_node_is_refused(data, tmp_path, capsys):
     code, _, _ = _build(data, tmp_path, "cpu", "int8", "--keep-float", "no_such_node")
     assert code == 2
     assert "no_such_node" in capsys.readouterr().err
+
+
+def test_a_failed_build_keeps_to_its_localization_bound(data, tmp_path, capsys):
+    """The bound is enforced, not noted: a build whose own compile and run predict more than the
+    bound does not start the localization; one that passes the deadline stops between steps.
+    Either way the build's verdict (exit 1) stands and parity.json says why there is no layer."""
+    code, out, _ = _build(data, tmp_path, "cpu", "int8", "--no-fallback", "--localize-seconds", "0.000001")
+    err = capsys.readouterr().err
+    assert code == 1, err
+    loc = json.loads((out / "parity.json").read_text())["localization"]
+    assert loc["first_divergence"] is None and "over the 1e-06 s bound" in loc["error"], loc
+    assert not (out / "debug.json").exists()
+    assert "over the 1e-06 s bound" in (out / "report.md").read_text()
+
+    from compiler.artifact.read import artifact_golden, read_manifest
+    from compiler.debug.localize import load_model, localize, reference_model
+    from compiler.debug.observe import OverTimeBound
+    from targets import get_backend, load_profile
+
+    golden = artifact_golden(out, read_manifest(out))
+    with pytest.raises(OverTimeBound, match="after building the observed engine"):
+        localize(load_model(out / "model.onnx"), reference_model(out), golden, get_backend("onnxruntime"),
+                 load_profile("cpu"), "int8", True, tmp_path / "observed", deadline=0.0)
