@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
 from calibration.ranges import Ranges
@@ -52,7 +53,64 @@ def convert(model: onnx.ModelProto, policy: PrecisionPolicy, keep_nodes: list[st
         model, keep_io_types=policy.keep_io_types, op_block_list=ops, node_block_list=list(keep_nodes),
         disable_shape_infer=False,
     )
-    return _drop_round_trips(_dedupe(out), set(keep_nodes), set(ops))
+    return _sorted(_drop_round_trips(_dedupe(out), set(keep_nodes), set(ops)))
+
+
+def _sorted(model: onnx.ModelProto) -> onnx.ModelProto:
+    """In topological order: the converter appends the Casts it adds for a blocked node's inputs
+    after the node (a one-node LayerNormalization kept in fp32 is then an invalid graph)."""
+    m = ir.serde.deserialize_model(model)
+    m.graph.sort()
+    return ir.serde.serialize_model(m)
+
+
+MAX_REPAIRS = 8
+
+
+def runnable(model: onnx.ModelProto, policy: PrecisionPolicy, keep: dict[str, str], feeds: dict[str, np.ndarray],
+             log=lambda s: None) -> onnx.ModelProto:
+    """The converted model, made one that ONNX Runtime loads and runs on `feeds`: the float16
+    converter writes graphs ORT refuses (an fp16 kernel ORT lacks — RoiAlign, Swish, ScatterND
+    with reduction max; an output type it gets wrong — LayerNormalization's Mean, TfIdfVectorizer)
+    and the gate, the ranking and the backends all read it. Each refusal returns the nodes it
+    names (by op type or node name) to fp32, recorded in `keep` with ORT's reason; a refusal that
+    names none returns every converted node — the model is then fp32, and says so."""
+    from compiler.errors import first_line, is_toolchain_exception, mentioned_ops
+
+    for _ in range(MAX_REPAIRS):
+        m = convert(_copy(model), policy, list(keep))
+        try:
+            onnx.checker.check_model(m)
+            sess = ortsession.session(m, level="disabled")
+            if all(i.name in feeds for i in sess.get_inputs()):  # ORT checks some kernels only when they run
+                sess.run(None, {i.name: feeds[i.name] for i in sess.get_inputs()})
+            return m
+        except Exception as e:  # noqa: BLE001 - a refusal is what this repairs; our own bugs re-raise below
+            if not (is_toolchain_exception(e) or isinstance(e, onnx.checker.ValidationError)):
+                raise
+            text = " ".join(str(e).split())
+            converted = [n for n in model.graph.node if n.name not in keep]
+            ops = set(mentioned_ops(text, {n.op_type for n in converted}))
+            named = [n.name for n in converted if (n.name and len(n.name) > 2 and n.name in text) or n.op_type in ops]
+            why = f"ONNX Runtime cannot run it in fp16: {first_line(e)[:200]}"
+            if not named:  # nothing to point at: every node back to fp32
+                named = [n.name for n in converted]
+                why = f"the fp16 model is refused and names no node, so no node is converted: {first_line(e)[:200]}"
+            if not named:
+                from compiler.errors import ToolchainRefused
+
+                raise ToolchainRefused("onnxruntime cannot run this model in fp16 even with every node kept in fp32 "
+                                       f"(the converter's graph): {first_line(e)[:300]}") from None
+            log(f"fp16: {len(named)} node(s) back to fp32 — {why}")
+            for n in named:
+                keep[n] = why
+    raise RuntimeError(f"fp16: ONNX Runtime still refuses the model after {MAX_REPAIRS} repairs")
+
+
+def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    return m
 
 
 def _drop_round_trips(model: onnx.ModelProto, fp32_nodes: set[str], fp32_ops: set[str]) -> onnx.ModelProto:

@@ -200,9 +200,10 @@ def fp16(model_path: Path, spec: ModelSpec, profile: TargetProfile, work: Path,
     for n in spec.keep_float:
         keep.setdefault(n, "kept in float by keep_float (the spec's [precision] or --keep-float)")
     out = work / "fp16.onnx"
-    first = fp16_mod.convert(onnx.load(str(model_path)), policy, list(keep))
+    first = fp16_mod.runnable(model, policy, keep, golden_feeds or {}, log)
     onnx.save(first, str(out))
-    log(f"fp16: {len(keep)} node(s) kept in fp32 by range analysis; ops kept by policy: {list(policy.keep_fp32_ops)}")
+    log(f"fp16: {len(keep)} node(s) kept in fp32 (range analysis, keep_float, what ONNX Runtime cannot run in fp16); "
+        f"ops kept by policy: {list(policy.keep_fp32_ops)}")
     float_nodes: list[dict[str, Any]] = [{"node": n, "why": why} for n, why in keep.items()]
     fallback_rec = None
     if gate is not None and not fallback:
@@ -219,7 +220,7 @@ def fp16(model_path: Path, spec: ModelSpec, profile: TargetProfile, work: Path,
         ranked = fp16_mod.rank_by_error_growth(model, first, set(keep), feeds)
 
         def build(extra: list[str], path: Path) -> onnx.ModelProto:
-            m = fp16_mod.convert(onnx.load(str(model_path)), policy, list(keep) + extra)
+            m = fp16_mod.convert(onnx.load(str(model_path)), policy, list(keep) + extra)  # `keep` runs in ORT
             onnx.save(m, str(path))
             return m
 

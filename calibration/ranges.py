@@ -89,7 +89,9 @@ def collect(
         for feeds in batches:
             calibrator.collect_data(OneBatch(feeds))
             samples += count(feeds)
-        if method == "mse":
+        if method != "minmax" and not (calibrator.collector and calibrator.collector.histogram_dict):
+            data = TensorsData(METHODS[method], {})  # no tensor of a quantizable op: nothing to range
+        elif method == "mse":
             data = _mse_thresholds(calibrator.collector.histogram_dict)
         else:
             data = calibrator.compute_data()

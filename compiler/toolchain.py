@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import re
 import tempfile
+import traceback
 from collections.abc import Iterator
+from pathlib import Path
 
 import onnx_ir as ir
 
@@ -19,18 +21,29 @@ from compiler import interrupts
 from compiler.errors import CompilerError, ToolchainRefused, is_toolchain_exception, mentioned_ops, resource_error
 
 
+def _raised_in(e: BaseException, libraries: tuple[str, ...]) -> bool:
+    marks = [f"/site-packages/{lib.strip('/')}/" for lib in libraries]
+    return any(m in f.filename for f in traceback.extract_tb(e.__traceback__) for m in marks)
+
+
 @contextlib.contextmanager
-def toolchain_step(backend: str, action: str, model: ir.Model) -> Iterator[None]:
+def toolchain_step(backend: str, action: str, model: ir.Model | Path, libraries: tuple[str, ...] = ()) -> Iterator[None]:
+    """`model` names the nodes and ops in the message; a path is read only if the step fails.
+    `libraries`: Python packages (e.g. "onnxruntime/quantization") whose own code transforms the
+    model in this step — any exception raised while their code runs (ORT's quantizer failing on a
+    graph it does not handle, numpy inside it) is their refusal of this model, not our bug."""
     try:
         yield
     except Exception as e:
         interrupts.check()
-        if isinstance(e, CompilerError) or not is_toolchain_exception(e):
+        if isinstance(e, CompilerError) or not (is_toolchain_exception(e) or _raised_in(e, libraries)):
             raise
         full = resource_error(e, tempfile.gettempdir())  # the build's scratch, beside its output
         if full is not None:
             raise full from None
         text = " ".join(str(e).split())
+        if isinstance(model, Path):
+            model = ir.load(model)
         ops = mentioned_ops(text, (n.op_type for n in model.graph))
         nodes = sorted({n.name for n in model.graph if n.name and len(n.name) > 2 and n.name in text})[:5]
         named = "; ".join(x for x in (f"op {', '.join(ops)}" if ops else "", f"node {', '.join(nodes)}" if nodes else "") if x)

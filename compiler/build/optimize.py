@@ -12,6 +12,7 @@ import copy
 import numpy as np
 import onnx
 import onnx_ir as ir
+import onnx_ir.passes.common  # noqa: F401 - ir.passes.common
 
 from compiler import ir as irh
 from compiler.artifact.files import write_json
@@ -32,6 +33,9 @@ def key(ctx: BuildContext) -> str:
 def run(ctx: BuildContext) -> None:
     def compute() -> tuple[PipelineResult, Entry]:
         r = _run_passes(ctx)
+        # every node named, uniquely: what the precision stage keeps in float, what `debug` and
+        # --keep-float name, are node names (ONNX files often leave them empty)
+        ir.passes.common.NameFixPass()(r.model)
         return r, Entry({"records": r.records, "fusions": r.fusions, "skipped": r.skipped},
                         {"model.onnx": irh.to_proto(r.model).SerializeToString()})
 

@@ -116,6 +116,11 @@ def _validation_groups(ctx: BuildContext) -> list[validation.Group]:
     return groups
 
 
+# the libraries that rewrite the graph in this stage: an exception inside them is their refusal
+# of this graph (exit 2, named), not a crash of ours
+CONVERTERS = ("onnxruntime/quantization", "onnxruntime/transformers", "onnx")
+
+
 def _reduce(ctx: BuildContext) -> Reduced:
     """Calibrate and convert the optimized float model; int8 and fp16 fall back per node until
     the golden gate (and the task metric, and every validation group) holds."""
@@ -123,18 +128,23 @@ def _reduce(ctx: BuildContext) -> Reduced:
     work.mkdir()
     float_path = work / "float.onnx"
     irh.save(ctx.model, float_path)
-    engine_gate = ctx.backend if ctx.profile.option("precision_gate", "onnxruntime") == "engine" and ctx.avail.can_run else None
+    # the engine judges where it runs here; where it does not, its host-side check (Core ML: the
+    # MIL evaluator) judges golden beside ONNX Runtime
+    engine_gate = ctx.backend if ctx.profile.option("precision_gate", "onnxruntime") == "engine" and (
+        ctx.avail.can_run or type(ctx.backend).host_check is not Backend.host_check) else None
     gate = _gate(ctx, engine_gate)
     profile, precision = ctx.profile, ctx.precision
     weights_only = profile.quantization is not None and profile.quantization.weights_only
     if precision is Precision.FP16 or weights_only:
         # weight-only int8 (Core ML): the graph runs in fp16 and the backend compresses its weights;
         # the fp16 stage decides what stays fp32, the final parity judges the compressed engine
-        result = precision_mod.fp16(float_path, ctx.spec, profile, work, log=ctx.progress.info, gate=gate,
-                                    golden_feeds=ctx.golden.inputs, fallback=ctx.options.fallback)
+        with toolchain_step("onnxruntime's float16 converter", "convert", float_path, CONVERTERS):
+            result = precision_mod.fp16(float_path, ctx.spec, profile, work, log=ctx.progress.info, gate=gate,
+                                        golden_feeds=ctx.golden.inputs, fallback=ctx.options.fallback)
     else:
-        result = precision_mod.int8(float_path, ctx.spec, profile, gate, work, method=ctx.options.calibrator,
-                                    log=ctx.progress.info, fallback=ctx.options.fallback)
+        with toolchain_step("onnxruntime's quantizer", "calibrate and quantize", float_path, CONVERTERS):
+            result = precision_mod.int8(float_path, ctx.spec, profile, gate, work, method=ctx.options.calibrator,
+                                        log=ctx.progress.info, fallback=ctx.options.fallback)
     if ctx.groups:  # → calibration.json: what the decisions were judged on besides golden
         result.stats["validation"] = {g.label: g.samples for g in ctx.groups}
     model = ir.load(result.model_path)
@@ -154,13 +164,20 @@ def _gate(ctx: BuildContext, engine_gate: Backend | None):
         (LiteRT's XNNPACK and reference int8 kernels round differently; both must pass) — and on
         the validation groups (in ORT, or in the engine)."""
         if engine_gate is None:
-            with OrtRunner(path, "CPUExecutionProvider", threads=1) as runner:
+            with toolchain_step("onnxruntime", "run", path), OrtRunner(path, "CPUExecutionProvider", threads=1) as runner:
                 return [check_parity(runner, golden, spec, precision)], validation.check(runner, ctx.groups, precision, tolerance)
         out = path.with_suffix(".engine")
         out.mkdir()
         candidate = ir.load(path)
         with toolchain_step(engine_gate.name, "compile", candidate):
             engine = engine_gate.compile(candidate, path, profile, precision, out)
+        if not ctx.avail.can_run:
+            with toolchain_step(engine_gate.name, "run the host-side check of", candidate), \
+                    engine_gate.host_check(engine) as runner:
+                host = check_parity(runner, golden, spec, precision)
+            with toolchain_step("onnxruntime", "run", candidate), OrtRunner(path, "CPUExecutionProvider", threads=1) as runner:
+                return [host, check_parity(runner, golden, spec, precision)], validation.check(runner, ctx.groups, precision,
+                                                                                              tolerance)
         with toolchain_step(engine_gate.name, "run", candidate), engine_gate.load(engine, threads=1) as runner:
             main = check_parity(runner, golden, spec, precision)
             valid = validation.check(runner, ctx.groups, precision, tolerance)
