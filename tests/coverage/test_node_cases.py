@@ -16,8 +16,8 @@ import json
 import pytest
 
 from compiler.cli import main
-from tests.conftest import REPO
 from targets import load_profile
+from tests.conftest import REPO
 from tests.coverage import node_cases
 
 pytestmark = pytest.mark.coverage
