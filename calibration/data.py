@@ -25,13 +25,35 @@ def static_batch(graph_inputs: list[TensorInfo], axes: dict[str, int] | None = N
     return dims.pop() if len(dims) == 1 and all(isinstance(d, int) for d in dims) else None
 
 
+def unbatched(graph_inputs: list[TensorInfo]) -> bool:
+    """A graph with static shapes whose inputs share no leading dim (ONNX's broadcasting node
+    cases: x (3, 4, 5) with y (5,)): it has no batch axis to slice calibration data along."""
+    return bool(graph_inputs) and all(t.shape is not None and all(isinstance(d, int) for d in t.shape)
+                                      for t in graph_inputs)
+
+
+def _whole(source: DataSource, graph_inputs: list[TensorInfo]):
+    """The source as one feed, which must match the graph's shapes exactly."""
+    whole = source.load()
+    for t in graph_inputs:
+        a = whole.feeds.get(t.name)
+        if a is not None and tuple(a.shape) != tuple(t.shape):
+            raise BadInput(f"calibration input {t.name!r} ({source.describe()}) has shape {tuple(a.shape)}; the graph has "
+                           f"no batch axis (static shapes, no leading dim in common), so calibration data is one feed "
+                           f"of exactly {tuple(t.shape)}.")
+    return whole
+
+
 def checked_batches(source: DataSource, graph_inputs: list[TensorInfo], samples: int, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
     """Stream at most `samples` samples in batches, each checked against `graph_inputs`. A graph
     with a static batch axis gets batches of exactly that size (a remainder is dropped)."""
     seen = 0
     fixed = static_batch(graph_inputs, dict(source.batch_axes))
     batch_size = fixed or batch_size
-    for i, batch in enumerate(source.batches(batch_size, limit=samples)):
+    batches = source.batches(batch_size, limit=samples)
+    if fixed is None and unbatched(graph_inputs):
+        batches = iter([_whole(source, graph_inputs)])
+    for i, batch in enumerate(batches):
         if fixed is not None and len(batch) != fixed:
             if seen:
                 return  # the remainder cannot feed a fixed-batch graph

@@ -74,6 +74,42 @@ def _single(build: Callable[[list[str], Path], onnx.ModelProto], gate: Callable[
     return FallbackResult(path, [], [{"float_nodes": 0, "passed": g.passed, "summary": g.summary}], g.passed)
 
 
+MAX_REPAIRS = 8
+
+
+def _runnable_int8(model_path: Path, out: Path, r: ranges.Ranges, scheme, helpers: set[str], float_model: onnx.ModelProto,
+                   feeds: dict, log: Callable[[str], None]) -> tuple[onnx.ModelProto, dict[str, str]]:
+    """ORT's quantizer, then the check that ONNX Runtime loads and runs what it wrote: on some
+    graphs it writes a QuantizeLinear whose zero point type disagrees with its output type (the
+    expanded Attention of ONNX's node cases). Nodes the refusal names (by node or tensor name) stay
+    float and it quantizes again; a refusal naming none leaves every node float."""
+    from compiler import ortsession
+    from compiler.errors import first_line, is_toolchain_exception
+
+    refused: dict[str, str] = {}
+    for _ in range(MAX_REPAIRS):
+        full = qdq.quantize(model_path, out, r, scheme, exclude=sorted(helpers | set(refused)))
+        try:
+            sess = ortsession.session(full, level="disabled")
+            sess.run(None, {i.name: feeds[i.name] for i in sess.get_inputs()})
+            return full, refused
+        except Exception as e:  # noqa: BLE001 - a refusal is what this repairs; our own bugs re-raise
+            if not is_toolchain_exception(e):
+                raise
+            text = " ".join(str(e).split())
+            left = [n for n in float_model.graph.node if n.name not in refused and n.name not in helpers]
+            named = [n.name for n in left if any(len(t) > 2 and t in text for t in [n.name, *n.output])]
+            why = f"ONNX Runtime refuses the quantizer's graph around it: {first_line(e)[:200]}"
+            if not named:
+                named = [n.name for n in left]
+                why = f"ONNX Runtime refuses the quantizer's graph and names no node, so nothing is quantized: {first_line(e)[:200]}"
+            if not named:
+                raise
+            log(f"int8: {len(named)} node(s) stay float — {why}")
+            refused.update({n: why for n in named})
+    raise RuntimeError(f"int8: ONNX Runtime still refuses the quantized model after {MAX_REPAIRS} repairs")
+
+
 def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callable[[Path], Gate], work: Path,
          method: str | None = None, log: Callable[[str], None] = lambda s: None, fallback: bool = True) -> PrecisionResult:
     scheme = profile.quantization
@@ -103,7 +139,10 @@ def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callab
 
     # the equalization's scaling Muls compute in float: quantized, they would undo it
     helpers = set(equalized.float_nodes()) if equalized else set()
-    full = qdq.quantize(model_path, work / "int8_full.onnx", r, scheme, exclude=sorted(helpers))
+    first_feeds = next(checked_batches(spec.calibration.data, inputs, spec.calibration.batch_size,
+                                       spec.calibration.batch_size))
+    full, refused = _runnable_int8(model_path, work / "int8_full.onnx", r, scheme, helpers, float_model, first_feeds, log)
+    helpers |= set(refused)
     quantized = [n for n in qdq.quantized_nodes(full, float_model, scheme.op_types) if n not in helpers]
     if rewired := qdq.float_readers_read_float(full, set(quantized)):
         onnx.save(full, str(work / "int8_full.onnx"))
@@ -138,7 +177,7 @@ def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callab
                                  spec.calibration.batch_size * SENSITIVITY_BATCHES, spec.calibration.batch_size))
     t1 = time.perf_counter()
     if fallback:
-        ranked = sensitivity.last(sensitivity.rank(float_model, full, [n for n in quantized if n not in forced], feeds),
+        ranked = sensitivity.last(sensitivity.rank(float_model, full, [n for n in quantized if n not in forced], feeds, log),
                                   scheme.fallback_last)
         log(f"sensitivity of {len(ranked)} quantized nodes in {time.perf_counter() - t1:.1f} s"
             + (f"; worst: {ranked[0].node} ({ranked[0].snr_db:.1f} dB alone)" if ranked else ""))
@@ -151,6 +190,9 @@ def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callab
         onnx.save(chosen, str(result.model_path))
         log(f"{len(identity)} Relu/Clip node(s) removed: their dequantized input already lies within their bounds")
     float_nodes = [
+        {"node": n, "op_type": f_nodes[n].op_type, "why": why} for n, why in refused.items()
+        if n in f_nodes and f_nodes[n].op_type in scheme.op_types
+    ] + [
         {"node": n, "op_type": f_nodes[n].op_type, "why": forced_why[n]} for n in forced
     ] + [
         {"node": s.node, "op_type": s.op_type, "snr_db_alone": round(s.snr_db, 2),

@@ -27,6 +27,61 @@ from compiler.profile import QuantScheme
 _QTYPE = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
 
 
+# TFLite's 8-bit quantization spec: the output parameters its integer kernels require, by the op
+# that produces the tensor (int8 storage): (scale, zero point)
+FIXED_OUTPUT_PARAMS = {"Softmax": (1 / 256, -128), "Sigmoid": (1 / 256, -128), "Tanh": (1 / 128, 0),
+                       "LogSoftmax": (16 / 256, 127)}
+
+
+LAYOUT = ("Cast", "Identity", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten")
+
+
+def _through_layout(prod: dict, inits: dict, tensor: str):
+    """The node that computes `tensor`'s values, looking through ops that only move or relabel
+    them, and through a Where whose other branch is a constant (attention's masked rows set to
+    0): what the converter fuses into the quantized kernel."""
+    node = prod.get(tensor)
+    for _ in range(16):
+        if node is None:
+            return None
+        if node.op_type in LAYOUT:
+            node = prod.get(node.input[0])
+        elif node.op_type == "Where":
+            computed = [i for i in node.input[1:] if i not in inits and (prod.get(i) is None or prod[i].op_type != "Constant")]
+            if len(computed) != 1:
+                return node
+            node = prod.get(computed[0])
+        else:
+            return node
+    return node
+
+
+def fix_output_params(model: onnx.ModelProto) -> list[str]:
+    """Give each int8 QuantizeLinear of a Softmax/Sigmoid/Tanh/LogSoftmax output, and the
+    DequantizeLinear nodes reading it, the fixed parameters; returns the tensors changed. The
+    calibrated range of a softmax (0 … 0.2 in an attention layer) gives a finer scale that
+    LiteRT's SOFTMAX kernel refuses."""
+    inits = {i.name: i for i in model.graph.initializer}
+    prod, cons = producers(model), consumers(model)
+    changed = []
+    for q in model.graph.node:
+        src = _through_layout(prod, inits, q.input[0]) if q.op_type == "QuantizeLinear" else None
+        if src is None or src.op_type not in FIXED_OUTPUT_PARAMS or len(q.input) < 3:
+            continue
+        zp = inits.get(q.input[2])
+        if zp is None or zp.data_type != onnx.TensorProto.INT8:
+            continue
+        scale, zero = FIXED_OUTPUT_PARAMS[src.op_type]
+        for node in [q, *(d for d in cons.get(q.output[0], []) if d.op_type == "DequantizeLinear")]:
+            s_init, z_init = inits.get(node.input[1]), inits.get(node.input[2]) if len(node.input) > 2 else None
+            if s_init is None or z_init is None:
+                continue
+            s_init.CopyFrom(numpy_helper.from_array(np.array(scale, np.float32).reshape(numpy_helper.to_array(s_init).shape), s_init.name))
+            z_init.CopyFrom(numpy_helper.from_array(np.array(zero, np.int8).reshape(numpy_helper.to_array(z_init).shape), z_init.name))
+        changed.append(q.input[0])
+    return changed
+
+
 def quantize(model_path: Path, out_path: Path, ranges: Ranges, scheme: QuantScheme, exclude: Sequence[str] = ()) -> onnx.ModelProto:
     extra = {
         "ActivationSymmetric": scheme.activation_symmetric,
@@ -55,7 +110,10 @@ def quantize(model_path: Path, out_path: Path, ranges: Ranges, scheme: QuantSche
                 )
         finally:
             logger.setLevel(level)
-    return onnx.load(str(out_path))
+    model = onnx.load(str(out_path))
+    if scheme.fixed_output_params and fix_output_params(model):
+        onnx.save(model, str(out_path))
+    return model
 
 
 def quantized_nodes(model: onnx.ModelProto, float_model: onnx.ModelProto, op_types: Sequence[str]) -> list[str]:

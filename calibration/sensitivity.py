@@ -10,6 +10,8 @@ padded positions and averaging inside later layers hide where damage starts.)
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +19,7 @@ import onnx
 
 from calibration import surgery
 from compiler import ortsession
-from compiler.verify import snr_db
+from compiler.verify import SNR_CAP_DB, snr_db
 
 
 @dataclass(frozen=True)
@@ -32,12 +34,34 @@ def outputs(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]]) -> np.nd
     return np.concatenate([o.astype(np.float64).ravel() for f in feeds for o in sess.run(None, f)])
 
 
+PROGRESS_SECONDS = 10.0  # a progress line at most this often while nodes are measured
+
+
 def rank(float_model: onnx.ModelProto, qdq_model: onnx.ModelProto, quantized: list[str],
-         feeds: list[dict[str, np.ndarray]]) -> list[NodeSensitivity]:
-    """Quantized nodes, most damaging (lowest output SNR) first."""
+         feeds: list[dict[str, np.ndarray]], log: Callable[[str], None] = lambda s: None) -> list[NodeSensitivity]:
+    """Quantized nodes, most damaging (lowest output SNR) first. A node whose one-node probe ONNX
+    Runtime refuses to load or run ranks as the most damaging (it is the first back to float)."""
+    from compiler.errors import first_line, is_toolchain_exception
+
     ref = outputs(float_model, feeds)
     ops = {n.name: n.op_type for n in float_model.graph.node}
-    out = [NodeSensitivity(n, ops[n], snr_db(ref, outputs(surgery.only(float_model, qdq_model, n), feeds))) for n in quantized]
+    out = []
+    t0 = last_line = time.perf_counter()
+    for i, n in enumerate(quantized):
+        try:
+            snr = snr_db(ref, outputs(surgery.only(float_model, qdq_model, n), feeds))
+        except Exception as e:  # noqa: BLE001 - ORT refusing the probe ranks the node, our bugs re-raise
+            if not is_toolchain_exception(e):
+                raise
+            log(f"sensitivity: {n} ({ops[n]}) quantized alone is refused by ONNX Runtime ({first_line(e)[:160]}); "
+                "it ranks first to return to float")
+            snr = -SNR_CAP_DB
+        out.append(NodeSensitivity(n, ops[n], snr))
+        now = time.perf_counter()
+        if now - last_line >= PROGRESS_SECONDS and i + 1 < len(quantized):
+            last_line = now
+            left = (now - t0) / (i + 1) * (len(quantized) - i - 1)
+            log(f"sensitivity: {i + 1} of {len(quantized)} quantized nodes measured, about {left:.0f} s left")
     return sorted(out, key=lambda s: s.snr_db)
 
 

@@ -82,10 +82,19 @@ def only(float_model: onnx.ModelProto, qdq_model: onnx.ModelProto, node: str) ->
         seen.add(id(n))
         c = onnx.NodeProto()
         c.CopyFrom(n)
-        for i in c.input:
-            if i in q_inits and i not in taken:
+        for k, i in enumerate(c.input):
+            if i not in q_inits or i in rename:
+                continue
+            if i not in taken:
                 out.graph.initializer.append(q_inits[i])
                 taken.add(i)
+            elif not any(init.name == i and init == q_inits[i] for init in out.graph.initializer):
+                # the float graph already has a tensor of this name (a value of ONNX's expanded
+                # functions can be named like the quantizer's scales): the QDQ constant gets its own
+                renamed = q_inits[i].__deepcopy__()
+                renamed.name = rename[i] = f"{i}__q"
+                out.graph.initializer.append(renamed)
+                taken.add(renamed.name)
         for k, o in enumerate(c.output):
             if o in taken:
                 rename[o] = c.output[k] = f"{o}__q"

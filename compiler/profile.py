@@ -52,6 +52,10 @@ class QuantScheme:
     # weight-only int8 (Core ML's weight compression): no Q/DQ, no activation calibration; the
     # graph keeps the float precision the fp16 stage gives it and the backend compresses weights
     weights_only: bool = False
+    # the runtime's integer kernels require fixed output parameters for Softmax, Sigmoid, Tanh and
+    # LogSoftmax (TFLite's 8-bit spec: Softmax/Logistic 1/256 at zero point −128, Tanh 1/128 at 0):
+    # the calibrated range is replaced by those (`calibration.qdq.fix_output_params`)
+    fixed_output_params: bool = False
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
@@ -89,6 +93,7 @@ def _scheme(t: Table | None, where: str) -> QuantScheme | None:
         equalize=m.opt("equalize", bool, False),
         outlier_ratio=float(m.opt("outlier_ratio", (int, float), 4.0)),
         weights_only=m.opt("weights_only", bool, False),
+        fixed_output_params=m.opt("fixed_output_params", bool, False),
         extra=MappingProxyType(dict(m.opt("extra", dict, {}))),
     )
     m.done()

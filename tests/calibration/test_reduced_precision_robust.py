@@ -64,3 +64,30 @@ def test_int8_that_the_quantizer_cannot_handle_is_a_named_refusal(cases, tmp_pat
     code, _ = _build(cases, tmp_path, "test_swiglu_float16_expanded", "cpu", "int8")
     assert code == 2
     assert "onnxruntime's quantizer cannot calibrate and quantize this model" in capsys.readouterr().err
+
+
+def test_an_attention_encoder_at_int8_runs_in_litert(tmp_path):
+    """LiteRT's quantized SOFTMAX requires output scale 1/256 at zero point −128; the calibrated
+    range gave 8.2e-4 and LiteRT refused the file ("SOFTMAX failed to prepare"), reported as the
+    user's problem. The QDQ model now carries the fixed parameters the spec requires."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    out = tmp_path / "enc"
+    assert main(["build", "--quiet", "--no-cache", "--model", "tests.calibration.encoder:build", "--target", "android",
+                 "--precision", "int8", "--calib", "tests.calibration.encoder:calib", "--out", str(out)]) == 0
+    m = onnx.load(str(out / "model.onnx"))
+    prod = {o: n for n in m.graph.node for o in n.output}
+    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    after_softmax = [q for q in m.graph.node if q.op_type == "QuantizeLinear" and prod[q.input[0]].op_type == "Softmax"]
+    assert after_softmax
+    for q in after_softmax:
+        assert float(inits[q.input[1]]) == 1 / 256 and int(inits[q.input[2]]) == -128 and inits[q.input[2]].dtype == np.int8
+
+
+@pytest.mark.parametrize("name", ["test_add_bcast", "test_attention_3d_attn_mask_expanded"])
+def test_int8_calibrates_a_graph_without_a_batch_axis(cases, tmp_path, name):
+    """x (3, 4, 5) + y (5,): no batch axis to slice the calibration data along; it is one feed."""
+    code, _ = _build(cases, tmp_path, name, "android", "int8")
+    assert code == 0
