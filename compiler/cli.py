@@ -99,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--bisect", action="store_true", help="int8/fp16: the smallest keep-float list that passes (real engine runs)")
     d.add_argument("--quiet", action="store_true")
 
-    sub.add_parser("targets", help="every target: can it compile here? run here? why not?")
+    t = sub.add_parser("targets", help="every target: can it compile here? run here? why not?")
+    t.add_argument("--ops", metavar="TARGET", help="the ONNX ops this target's lowering converts")
     sub.add_parser("passes", help="every graph pass with a one-line description, and the pipelines")
     return p
 
@@ -243,7 +244,7 @@ def _run(args: argparse.Namespace) -> int:
         _print(json.dumps({k: result.get(k) for k in ("first_divergence", "unobserved", "keep_float") if k in result}, indent=2))
         return 0
     if args.command == "targets":
-        return _targets()
+        return _target_ops(args.ops) if args.ops else _targets()
     if args.command == "passes":
         return _passes()
     raise AssertionError(args.command)
@@ -273,6 +274,18 @@ def _targets() -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+    return 0
+
+
+def _target_ops(target: str) -> int:
+    from targets import get_backend, load_profile
+
+    profile = load_profile(target)
+    ops = get_backend(profile.backend).lowered_ops()
+    if ops is None:
+        _print(f"{target}: {profile.backend} imports ONNX itself; what it takes is its own (docs/backends/{profile.backend}.md)")
+    else:
+        _print(f"{target}: the {profile.backend} lowering converts {len(ops)} ONNX ops:\n" + "\n".join(ops))
     return 0
 
 

@@ -99,6 +99,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def available(self, profile: TargetProfile) -> Availability: ...
 
+    def lowered_ops(self) -> list[str] | None:
+        """The ONNX ops this project's own lowering converts (``targets --ops``), or None where the
+        runtime's own ONNX importer decides."""
+        return None
+
     @abc.abstractmethod
     def compile(self, model: ir.Model, model_path: Path, profile: TargetProfile, precision: str, workdir: Path) -> Engine:
         """Build the engine in `workdir` from the IR (`model_path` is the same IR already

@@ -74,8 +74,8 @@ class Lowerings:
             spans = ", ".join(f"{r.since}–{r.until}" for r in rules)
             raise self.unsupported(node, f"opset {version} (the lowering covers opsets {spans})")
         raise ToolchainRefused(
-            f"{self.label}: {node.op_type} node {node.name!r} ({node.domain or 'ai.onnx'}::{node.op_type}) has no lowering. "
-            f"Supported ops: {', '.join(self.known())}."
+            f"{self.label}: {node.op_type} node {node.name!r} ({node.domain or 'ai.onnx'}::{node.op_type}) has no lowering "
+            f"(`python -m compiler targets --ops TARGET` lists the {len(self.known())} ops it has)."
         )
 
 

@@ -42,6 +42,12 @@ class TfliteBackend(Backend):
     name = "tflite"
     accepts = frozenset({"LayerNormalization", "Gelu"})  # standard ONNX ops we lower ourselves
 
+    def lowered_ops(self) -> list[str]:
+        from targets.stablehlo import families  # noqa: F401  (registers every op family)
+        from targets.stablehlo.emit import LOWERINGS
+
+        return LOWERINGS.known()
+
     def available(self, profile: TargetProfile) -> Availability:
         try:
             import ai_edge_litert  # noqa: F401

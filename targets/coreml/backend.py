@@ -68,6 +68,12 @@ class CoremlBackend(Backend):
     }
     accepts = frozenset({"LayerNormalization", "Gelu"})  # standard ONNX ops with native MIL ops
 
+    def lowered_ops(self) -> list[str]:
+        from targets.coreml import families  # noqa: F401  (registers every op family)
+        from targets.coreml.lower import LOWERINGS
+
+        return LOWERINGS.known()
+
     def available(self, profile: TargetProfile) -> Availability:
         try:
             ct = coremltools()

@@ -113,4 +113,7 @@ def test_android_refuses_an_op_it_cannot_lower_by_name(tmp_path, capsys):
                  "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2 and not out.exists()
-    assert "Det node 'the_det'" in err and "Supported ops:" in err and "GatherND" in err
+    assert "Det node 'the_det'" in err and "targets --ops TARGET" in err and "GatherND" not in err
+    assert main(["targets", "--ops", "android"]) == 0
+    listed = capsys.readouterr().out.split()
+    assert "GatherND" in listed and "Det" not in listed
