@@ -14,13 +14,17 @@ import numpy as np
 
 from compiler.datasets.samples import DataSource, Samples, slices
 from compiler.errors import BadInput
-from compiler.imports import call_factory
+from compiler.imports import call_factory, import_object
 
 
 @dataclass(frozen=True)
 class PythonSource(DataSource):
     factory: str = ""
     limit: int | None = None
+
+    def check(self) -> None:
+        if not callable(import_object(self.factory, "data factory")):
+            raise BadInput(f"data factory {self.factory!r} is not a callable.")
 
     def batches(self, batch_size: int, limit: int | None = None) -> Iterator[Samples]:
         """A factory that returns an iterator (of ``{input: batch}`` dicts, or ``(dict, labels)``)

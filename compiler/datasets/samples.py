@@ -65,6 +65,9 @@ class DataSource:
     def describe(self) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def check(self) -> None:
+        """What can be checked before the build starts (a factory resolves); raises BadInput."""
+
 
 def slices(samples: Samples, batch_size: int, limit: int | None) -> Iterator[Samples]:
     """`samples` (the first `limit` of them) in batches of `batch_size`."""

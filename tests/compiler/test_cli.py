@@ -197,3 +197,14 @@ def test_scalar_graph_input_builds(tmp_path, capsys):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["golden"]["samples"] == 3 and manifest["interface"]["inputs"][1] == {"name": "s", "dtype": "float32", "shape": []}
     assert main(["verify", "--artifact", str(out)]) == 0
+
+
+def test_a_mistyped_calib_factory_is_named_before_the_export(tmp_path, capsys):
+    """Found by a new user: `--calib pkg.mod:typo` was reported only after the model was exported."""
+    out = tmp_path / "out"
+    code = main(["build", "--model", "digits-cnn", "--target", "cpu", "--precision", "int8", "--no-cache",
+                 "--calib", "tests.calibration.encoder:calibx", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists()
+    assert "data factory 'tests.calibration.encoder:calibx'" in err and "has no attribute 'calibx'" in err
+    assert "export" not in err  # the export stage never started
