@@ -177,12 +177,13 @@ def from_module(module: object, example_inputs: object, name: str | None = None)
 
 
 def portable_path(path: Path) -> str:
-    """`path` relative to the project root when it lies inside it (the zoo's specs), so an
-    artifact does not record where this checkout happens to be; else as given."""
+    """`path` relative to the project root when it lies inside it (the zoo's specs); else its file
+    name: the manifest is inside the artifact's content hash, and the same model built from
+    another directory or machine must give the same artifact (its content is in the sha256 beside)."""
     try:
         return path.resolve().relative_to(MODELS_DIR.parent).as_posix()
     except ValueError:
-        return str(path)
+        return path.name
 
 
 def resolve(arg: str) -> ModelSpec:

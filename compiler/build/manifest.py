@@ -7,6 +7,7 @@ the file table and the seal.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from compiler import ir as irh, spec as spec_mod
@@ -24,7 +25,8 @@ def assemble(ctx: BuildContext) -> dict[str, Any]:
         "status": ctx.status,
         "model": {
             "name": spec.name,
-            "source": spec.source,
+            "source": (spec_mod.portable_path(Path(spec.source))
+                       if spec.source_kind in (spec_mod.SourceKind.ONNX, spec_mod.SourceKind.PT2) else spec.source),
             "source_kind": spec.source_kind.value,
             "spec": spec_mod.portable_path(spec.path) if spec.path and spec.path.suffix == ".toml" else None,
             "spec_sha256": spec.sha256,

@@ -208,3 +208,24 @@ def test_a_mistyped_calib_factory_is_named_before_the_export(tmp_path, capsys):
     assert code == 2 and not out.exists()
     assert "data factory 'tests.calibration.encoder:calibx'" in err and "has no attribute 'calibx'" in err
     assert "export" not in err  # the export stage never started
+
+
+def test_the_manifest_does_not_record_where_the_model_was(tmp_path, tiny_onnx):
+    """The manifest is inside the content hash: the same model and golden set from another
+    directory (another machine, another checkout) give the same manifest."""
+    import shutil
+
+    model, golden = tiny_onnx
+    manifests = []
+    for where in ("a", "b/c"):
+        d = tmp_path / where
+        d.mkdir(parents=True)
+        shutil.copy(model, d / model.name)
+        shutil.copytree(golden, d / "golden")
+        out = tmp_path / f"out-{where.replace('/', '-')}"
+        assert main(["build", "--quiet", "--no-cache", "--model", str(d / model.name), "--target", "cpu",
+                     "--golden", str(d / "golden"), "--out", str(out)]) == 0
+        manifests.append((out / "manifest.json").read_text())
+    assert manifests[0] == manifests[1]
+    assert str(tmp_path) not in manifests[0]
+    assert json.loads(manifests[0])["model"]["source"] == model.name
