@@ -20,10 +20,20 @@ import onnx_ir as ir
 from compiler import interrupts
 from compiler.errors import CompilerError, ToolchainRefused, is_toolchain_exception, mentioned_ops, resource_error
 
+# The Python layers of the runtimes and converters a backend drives: an exception raised while
+# their code runs (LiteRT's interpreter: "ValueError: Invalid tensor size"; the MIL builder's type
+# inference) is the toolchain refusing this graph, whatever its class.
+RUNTIME_PACKAGES = ("ai_edge_litert", "coremltools", "litert_converter")
+
 
 def _raised_in(e: BaseException, libraries: tuple[str, ...]) -> bool:
     marks = [f"/site-packages/{lib.strip('/')}/" for lib in libraries]
     return any(m in f.filename for f in traceback.extract_tb(e.__traceback__) for m in marks)
+
+
+def raised_in_runtime(e: BaseException) -> bool:
+    """Raised while a runtime's or converter's own Python code ran (RUNTIME_PACKAGES)."""
+    return _raised_in(e, RUNTIME_PACKAGES)
 
 
 @contextlib.contextmanager
@@ -36,7 +46,7 @@ def toolchain_step(backend: str, action: str, model: ir.Model | Path, libraries:
         yield
     except Exception as e:
         interrupts.check()
-        if isinstance(e, CompilerError) or not (is_toolchain_exception(e) or _raised_in(e, libraries)):
+        if isinstance(e, CompilerError) or not (is_toolchain_exception(e) or _raised_in(e, libraries + RUNTIME_PACKAGES)):
             raise
         full = resource_error(e, tempfile.gettempdir())  # the build's scratch, beside its output
         if full is not None:

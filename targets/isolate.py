@@ -41,7 +41,11 @@ def in_child(fn: Callable[[], R], what: str) -> R:
                 try:
                     payload = (True, fn())
                 except BaseException as e:  # noqa: BLE001 - handed to the parent as is
-                    payload = (False, e)
+                    from compiler.toolchain import raised_in_runtime
+
+                    # the traceback stays here: what the runtime's own code raised goes to the
+                    # parent as the toolchain's refusal (a RuntimeError), not as a bare ValueError
+                    payload = (False, RuntimeError(f"{type(e).__name__}: {e}") if raised_in_runtime(e) else e)
                 try:
                     data = pickle.dumps(payload)
                 except Exception as e:  # noqa: BLE001 - an unpicklable exception: its text

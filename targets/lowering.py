@@ -64,7 +64,7 @@ class Lowerings:
         domain = "" if node.domain in ("", "ai.onnx") else node.domain
         rules = self.rules.get((domain, node.op_type))
         version = opsets.get(domain, opsets.get("ai.onnx", 0))
-        defined = _defined_in(node.op_type, version) if domain == "" else version
+        defined = _defined_in(node.op_type, version, frozenset(node.attributes)) if domain == "" else version
         if rules:
             # the node's operator is the same in every opset from `defined` to `version`: a rule
             # checked against any of them lowers it (Sqrt at opset 26 is Sqrt-13)
@@ -187,14 +187,39 @@ def _check(backend: Backend, node: ir.Node, o: ir.Value, r: Any) -> None:
         raise AssertionError(f"{where} gave element type {backend.element_of(r)} for {o.name!r}, expected {want}")
 
 
-def _defined_in(op: str, version: int) -> int:
-    """The opset in which the definition `op` has at `version` was introduced."""
+def _defined_in(op: str, version: int, used_attrs: frozenset[str] = frozenset()) -> int:
+    """The opset in which the definition `op` has at `version` was introduced — looking through
+    versions that only widened its element types (opsets 24 and 25 added float8e8m0 and 2-bit
+    integers to Cast, Reshape, Transpose, Pad…, and Cast a `round_mode` for float8 that a node not
+    setting it does not use): a rule checked against the earlier definition lowers them, and a
+    value of a type the backend lacks is refused by the driver, by name."""
     import onnx
 
     try:
-        return onnx.defs.get_schema(op, version, "").since_version
+        schema = onnx.defs.get_schema(op, version, "")
     except onnx.defs.SchemaError:
         return version
+    # only past CHECKED_UNTIL: a schema diff cannot see a changed meaning under the same names
+    # (Softmax-13's axis), and versions 24–25 were checked to widen types only
+    while schema.since_version > CHECKED_UNTIL:
+        try:
+            prev = onnx.defs.get_schema(op, schema.since_version - 1, "")
+        except onnx.defs.SchemaError:
+            break
+        if not _widens_types_only(prev, schema, used_attrs):
+            break
+        schema = prev
+    return schema.since_version
+
+
+def _widens_types_only(old, new, used_attrs: frozenset[str]) -> bool:
+    if [i.name for i in old.inputs] != [i.name for i in new.inputs] or [o.name for o in old.outputs] != [o.name for o in new.outputs]:
+        return False
+    if not set(old.attributes) <= set(new.attributes) or (set(new.attributes) - set(old.attributes)) & used_attrs:
+        return False
+    was = {t.type_param_str: set(t.allowed_type_strs) for t in old.type_constraints}
+    now = {t.type_param_str: set(t.allowed_type_strs) for t in new.type_constraints}
+    return was.keys() == now.keys() and all(was[k] <= now[k] for k in was)
 
 
 def opsets(model: ir.Model) -> dict[str, int]:

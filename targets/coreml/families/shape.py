@@ -41,7 +41,15 @@ def size(ctx, node, ins, outs):
 def reshape(ctx, node, ins, outs):
     x, target = ins
     t = const(target)
-    if t is None:  # a shape computed at run time: ONNX's 0 ("keep this dim") cannot be resolved here
+    if t is None:  # a shape computed at run time: ONNX's 0 ("keep this dim") is resolved at run time
+        n = shape(target)[0] if rank(target) == 1 else None
+        if node.attributes.get_int("allowzero", 0) == 0 and n is not None:
+            dims = mb().shape(x=x)  # a 0 at index i copies x's dim i; past x's rank there is no 0 to copy
+            if n > rank(x):
+                dims = mb().concat(values=[dims, np.ones(n - rank(x), np.int32)], axis=0)
+            dims = mb().slice_by_index(x=dims, begin=[0], end=[n])
+            target = mb().cast(x=target, dtype="int32") if dtype(target) != "int32" else target
+            target = mb().select(cond=mb().equal(x=target, y=np.int32(0)), a=dims, b=target)
         return mb().reshape(x=x, shape=target)
     t = [int(v) for v in t.ravel()]
     if node.attributes.get_int("allowzero", 0) == 0 and 0 in t:

@@ -10,7 +10,7 @@ _BINARY = {"Add": "add", "Sub": "subtract", "Mul": "multiply", "Div": "divide", 
            "And": "and", "Or": "or", "Xor": "xor", "BitwiseAnd": "and", "BitwiseOr": "or"}
 _COMPARE = {"Equal": "EQ", "Less": "LT", "LessOrEqual": "LE", "Greater": "GT", "GreaterOrEqual": "GE"}
 _UNARY = {"Neg": "negate", "Abs": "abs", "Exp": "exponential", "Log": "log", "Sqrt": "sqrt", "Tanh": "tanh",
-          "Sigmoid": "logistic", "Floor": "floor", "Ceil": "ceil", "Sign": "sign", "Not": "not",
+          "Sigmoid": "logistic", "Floor": "floor", "Sign": "sign", "Not": "not",
           "Sin": "sine", "Cos": "cosine", "Round": "round_nearest_even"}
 
 
@@ -45,6 +45,43 @@ def variadic(e: Emitter, node, ins, outs):
 @lowering(*_UNARY, since=6)
 def unary(e: Emitter, node, ins, outs):
     return e.unary(_UNARY[node.op_type], ins[0])
+
+
+@lowering("Ceil", since=6)
+def ceil(e: Emitter, node, ins, outs):
+    # −floor(−x): LiteRT's kernels have no CEIL v1, the op stablehlo.ceil becomes
+    return e.unary("negate", e.unary("floor", e.unary("negate", ins[0])))
+
+
+@lowering("Asin", "Asinh", "Cosh", since=7)
+def chlo_unary(e: Emitter, node, ins, outs):
+    x = ins[0]
+    if node.op_type == "Cosh":  # (eˣ + e⁻ˣ) / 2
+        return e.binary("multiply", e.binary("add", e.unary("exponential", x), e.unary("exponential", e.unary("negate", x))),
+                        e.scalar(0.5, x.type.dtype))
+    if node.op_type == "Asinh":  # sign(x)·log(|x| + √(x² + 1)), exact for large negative x too
+        a = e.unary("abs", x)
+        r = e.unary("log", e.binary("add", a, e.unary("sqrt", e.binary("add", e.binary("multiply", a, a),
+                                                                       e.scalar(1.0, x.type.dtype)))))
+        return e.binary("multiply", e.unary("sign", x), r)
+    # asin(x) = atan2(x, √(1 − x²))
+    c = e.unary("sqrt", e.binary("subtract", e.scalar(1.0, x.type.dtype), e.binary("multiply", x, x)))
+    return e.binary("atan2", x, c)
+
+
+@lowering("PRelu", since=9)
+def prelu(e: Emitter, node, ins, outs):
+    x, slope = ins
+    zero = e.scalar(0.0, x.type.dtype)
+    return e.binary("add", e.binary("maximum", x, zero), e.binary("multiply", slope, e.binary("minimum", x, zero)))
+
+
+@lowering("ThresholdedRelu", since=10)
+def thresholded_relu(e: Emitter, node, ins, outs):
+    x = ins[0]
+    alpha = e.scalar(node.attributes.get_float("alpha", 1.0), x.type.dtype)
+    mask = e.compare("GT", x, alpha)
+    return e.op("stablehlo.select", [mask, x, e.binary("multiply", x, e.scalar(0.0, x.type.dtype))], x.type)
 
 
 @lowering("Reciprocal", since=6)

@@ -79,6 +79,27 @@ def softmax_old(e: Emitter, node, ins, outs):
     return _softmax(e, x, axis, node.op_type == "LogSoftmax")
 
 
+@lowering("InstanceNormalization", since=6)
+def instance_norm(e: Emitter, node, ins, outs):
+    """(x − mean) / √(var + ε) over the spatial axes of each sample and channel, then the
+    per-channel scale and bias (shape (C,), broadcast along axis 1)."""
+    x, scale, bias = ins
+    if x.type.rank < 3:
+        raise unsupported(node, f"rank {x.type.rank} input (InstanceNormalization needs N, C and spatial axes)")
+    if x.type.shape[1] is None:
+        raise unsupported(node, "a channel count known only at run time")
+    eps = node.attributes.get_float("epsilon", 1e-5)
+    axes = list(range(2, x.type.rank))
+    n = reduce_count(e, x, axes)
+    mean = keep_dims(e, x, e.binary("divide", e.reduce(x, axes, "add", 0.0), n), axes)
+    d = e.binary("subtract", x, mean)
+    var = keep_dims(e, x, e.binary("divide", e.reduce(e.binary("multiply", d, d), axes, "add", 0.0), n), axes)
+    inv = e.unary("rsqrt", e.binary("add", var, e.scalar(eps, x.type.dtype)))
+    per_channel = (x.type.shape[1],) + (1,) * (x.type.rank - 2)
+    return e.binary("add", e.binary("multiply", e.binary("multiply", d, inv), e.reshape(scale, per_channel)),
+                    e.reshape(bias, per_channel))
+
+
 @lowering("LayerNormalization", since=17)
 def layer_norm(e: Emitter, node, ins, outs):
     x, scale = ins[0], ins[1]
