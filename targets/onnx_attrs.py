@@ -274,3 +274,36 @@ def full_length(ctx, ins: Sequence[Any], seq: int | None) -> bool:
         return True
     c = ctx.constant_of(lens)
     return c is not None and seq is not None and bool((np.asarray(c) == seq).all())
+
+
+# coordinate modes under which nearest upsampling by an integer factor k repeats each element k
+# times: asymmetric with floor (PyTorch's export of nn.Upsample "nearest"); half_pixel and
+# pytorch_half_pixel with any rounding (the source coordinate stays within ±(0.5 − 0.5/k) of k·i)
+_REPEAT_MODES = {("asymmetric", "floor"), ("half_pixel", None), ("pytorch_half_pixel", None)}
+
+
+def resize_repeats(ctx, node: ir.Node, ins: Sequence[Any], shape: Sequence[int | None]) -> list[int]:
+    """Resize (opset 11+) as what both phone lowerings take: nearest, integer upscale factors, a
+    static input shape. The per-axis factors; anything else is refused by name."""
+    mode = node.attributes.get_string("mode", "nearest")
+    if mode != "nearest":
+        raise Refused(f"mode={mode!r} (only nearest upsampling by integer factors is lowered)")
+    coord = node.attributes.get_string("coordinate_transformation_mode", "half_pixel")
+    rounding = node.attributes.get_string("nearest_mode", "round_prefer_floor")
+    if (coord, rounding) not in _REPEAT_MODES and (coord, None) not in _REPEAT_MODES:
+        raise Refused(f"coordinate_transformation_mode={coord!r} with nearest_mode={rounding!r}")
+    if node.attributes.get_ints("axes", None) is not None:
+        raise Refused("the axes attribute")
+    if any(d is None for d in shape):
+        raise Refused("an input shape known only at run time")
+    scales, sizes = optional(ins, 2), optional(ins, 3)
+    if sizes is not None:
+        out = [int(v) for v in const_array(ctx, sizes, "sizes").ravel()]
+    elif scales is not None:
+        s = const_array(ctx, scales, "scales").astype(np.float64).ravel()
+        out = [int(np.floor(d * f)) for d, f in zip(shape, s)]
+    else:
+        raise Refused("neither scales nor sizes")
+    if len(out) != len(shape) or any(o % d or o < d for o, d in zip(out, shape)):
+        raise Refused(f"output {out} is not an integer upscale of {list(shape)}")
+    return [o // d for o, d in zip(out, shape)]

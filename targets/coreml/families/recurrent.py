@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from targets import onnx_attrs
-from targets.coreml.lower import const, dims_of, lowering, mb, shape, unsupported
+from targets.coreml.lower import const, dims_of, dtype, lowering, mb, scalar, shape, unsupported
 
 _ACT = {"Sigmoid": "sigmoid", "Tanh": "tanh", "Relu": "relu"}
 
@@ -102,24 +102,38 @@ def lstm(ctx, node, ins, outs):
 
 @lowering("GRU", since=7)
 def gru(ctx, node, ins, outs):
+    """One loop per direction; a bidirectional GRU runs the second over the reversed steps and
+    the two are concatenated (MIL's (s, b, D·H) layout, forward first, as ONNX orders them)."""
     rec = onnx_attrs.recurrent(node, shape(ins[2]))
-    hidden = rec.hidden
-    if rec.direction == "bidirectional":
-        raise unsupported(node, "direction=bidirectional")
+    hidden, d = rec.hidden, rec.directions
     gate, act = _activations(node, rec)
     w, r, b = _weights(ctx, node, rec, ins)
     before_reset = node.attributes.get_int("linear_before_reset", 0)
     x = _time_major(rec, ins[0])
-    h0 = _initial(node, ins[5] if len(ins) > 5 else None, x, 1, hidden)
-    w, r = w[0], r[0]  # ONNX gates z, r, h
-    wb = b[0][:3 * hidden] if b is not None else np.zeros(3 * hidden, np.float32)
-    rb = b[0][3 * hidden:] if b is not None else np.zeros(3 * hidden, np.float32)
-    reverse = rec.direction == "reverse"
+    h0 = _initial(node, ins[5] if len(ins) > 5 else None, x, d, hidden)
+    if dtype(h0) != dtype(x):  # zeros are written fp32; an fp16 program computes in fp16
+        h0 = mb().cast(x=h0, dtype=dtype(x))
+    h0s = mb().split(x=h0, num_splits=d, axis=-1) if d > 1 else [h0]
+    runs = []
+    for k in range(d):
+        wb = b[k][:3 * hidden] if b is not None else np.zeros(3 * hidden, w.dtype)
+        rb = b[k][3 * hidden:] if b is not None else np.zeros(3 * hidden, w.dtype)
+        reverse = rec.direction == "reverse" or k == 1
+        runs.append(_gru_loop(x, w[k], r[k], wb, rb, h0s[k], reverse, before_reset, gate, act, hidden))
+    if d == 1:
+        return _outputs(rec, runs[0][0], [runs[0][1]])
+    seq = mb().concat(values=[s for s, _ in runs], axis=-1)
+    h_last = mb().concat(values=[h for _, h in runs], axis=-1)
+    return _outputs(rec, seq, [h_last])
+
+
+def _gru_loop(x, w, r, wb, rb, h0, reverse: bool, before_reset: int, gate: str, act: str, hidden: int):
+    """One direction over time-major `x` (s, b, I): its outputs (s, b, H) and last state (b, H)."""
     steps = mb().slice_by_index(x=dims_of(x), begin=[0], end=[1])  # (1,) int32
     xw = mb().linear(x=x, weight=w, bias=wb)  # the input projections of every step at once: (s, b, 3H)
     # the outputs, preallocated and written one step at a time (as coremltools' own torch GRU does)
     seq = mb().fill(shape=mb().concat(values=[steps, mb().slice_by_index(x=mb().shape(x=h0), begin=[0], end=[2])], axis=0),
-                    value=np.float32(0))
+                    value=scalar(0.0, h0))
 
     def cond(i, h, ys):
         return mb().less(x=mb().squeeze(x=i), y=mb().squeeze(x=steps))
@@ -134,9 +148,9 @@ def gru(ctx, node, ins, outs):
             n = getattr(mb(), act)(x=mb().add(x=xh, y=mb().mul(x=rr, y=hh)))
         else:  # n = act(Wx + Wb + R (r ⊙ h) + Rb)
             n = getattr(mb(), act)(x=mb().add(x=xh, y=mb().linear(x=mb().mul(x=rr, y=h), weight=r[2 * hidden:], bias=rb[2 * hidden:])))
-        h_new = mb().add(x=mb().mul(x=mb().sub(x=np.float32(1), y=z), y=n), y=mb().mul(x=z, y=h))
+        h_new = mb().add(x=mb().mul(x=mb().sub(x=scalar(1.0, z), y=z), y=n), y=mb().mul(x=z, y=h))
         ys = mb().scatter(data=ys, indices=t, updates=mb().expand_dims(x=h_new, axes=[0]), axis=0, mode="update")
         return mb().add(x=i, y=np.int32(1)), h_new, ys
 
     _, h_last, seq = mb().while_loop(_cond=cond, _body=body, loop_vars=(np.array([0], np.int32), h0, seq))
-    return _outputs(rec, seq, [h_last])
+    return seq, h_last

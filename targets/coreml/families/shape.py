@@ -230,3 +230,24 @@ def pad(ctx, node, ins, outs):
         value = float(onnx_attrs.const_array(ctx, ins[2], "constant_value").ravel()[0])
     extra = {"constant_val": scalar(value, x)} if mode == "constant" else {}
     return mb().pad(x=x, pad=np.array(full, np.int32), mode=mode, **extra)
+
+
+@lowering("Resize", since=11)
+def resize(ctx, node, ins, outs):
+    """Nearest upsampling by integer factors: per axis, each element tiled into a new axis after
+    it, then merged (not MIL's upsample_nearest_neighbor, which the MIL evaluator here cannot run)."""
+    x = ins[0]
+    s = shape(x)
+    k = onnx_attrs.resize_repeats(ctx, node, ins, s)
+    if all(f == 1 for f in k):
+        return mb().identity(x=x)
+    s = list(s)
+    for i, f in enumerate(k):  # one axis at a time, as (before, d, 1, after): Core ML takes rank ≤ 5
+        if f == 1:
+            continue
+        before, after = int(np.prod(s[:i], dtype=np.int64)), int(np.prod(s[i + 1:], dtype=np.int64))
+        spread = mb().reshape(x=x, shape=np.array([before, s[i], 1, after], np.int32))
+        tiled = mb().tile(x=spread, reps=np.array([1, 1, f, 1], np.int32))
+        s[i] *= f
+        x = mb().reshape(x=tiled, shape=np.array(s, np.int32))
+    return x

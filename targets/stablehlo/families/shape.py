@@ -279,3 +279,17 @@ def pad(e: Emitter, node, ins, outs):
                 f"edge_padding_low = array<i64{_ints(lo)}>, edge_padding_high = array<i64{_ints(hi)}>, "
                 f"interior_padding = array<i64{_ints([0] * r)}>")
 
+
+
+@lowering("Resize", since=11)
+def resize(e: Emitter, node, ins, outs):
+    """Nearest upsampling by integer factors: each element repeated (broadcast into a new axis
+    after each one, then merged), exact for the coordinate modes `onnx_attrs.resize_repeats` takes."""
+    x = ins[0]
+    shape = x.type.shape
+    k = onnx_attrs.resize_repeats(e, node, ins, shape)
+    if all(f == 1 for f in k):
+        return x
+    spread = tuple(v for d, f in zip(shape, k) for v in (d, f))
+    y = e.broadcast_to(x, spread, dims=[2 * i for i in range(len(shape))])
+    return e.reshape(y, tuple(d * f for d, f in zip(shape, k)))
