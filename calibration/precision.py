@@ -139,6 +139,11 @@ def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callab
 
     # the equalization's scaling Muls compute in float: quantized, they would undo it
     helpers = set(equalized.float_nodes()) if equalized else set()
+    inits = {i.name for i in float_model.graph.initializer}
+    runtime_weights = {n.name: f"{n.op_type} with weights computed at run time: the {scheme.preset!r} preset's runtime has no "
+                       "integer kernel for it" for n in float_model.graph.node
+                       if n.op_type in scheme.const_weights_only and len(n.input) > 1 and n.input[1] not in inits}
+    helpers |= set(runtime_weights)
     first_feeds = next(checked_batches(spec.calibration.data, inputs, spec.calibration.batch_size,
                                        spec.calibration.batch_size))
     full, refused = _runnable_int8(model_path, work / "int8_full.onnx", r, scheme, helpers, float_model, first_feeds, log)
@@ -190,7 +195,7 @@ def int8(model_path: Path, spec: ModelSpec, profile: TargetProfile, gate: Callab
         onnx.save(chosen, str(result.model_path))
         log(f"{len(identity)} Relu/Clip node(s) removed: their dequantized input already lies within their bounds")
     float_nodes = [
-        {"node": n, "op_type": f_nodes[n].op_type, "why": why} for n, why in refused.items()
+        {"node": n, "op_type": f_nodes[n].op_type, "why": why} for n, why in {**runtime_weights, **refused}.items()
         if n in f_nodes and f_nodes[n].op_type in scheme.op_types
     ] + [
         {"node": n, "op_type": f_nodes[n].op_type, "why": forced_why[n]} for n in forced

@@ -86,17 +86,31 @@ def collect(
         _single_threaded(calibrator)
         if method != "minmax":
             _finite_histograms(calibrator)
+        wanted = bool(calibrator.select_tensors_to_calibrate(calibrator.model)[0])
         for feeds in batches:
-            calibrator.collect_data(OneBatch(feeds))
-            samples += count(feeds)
-        if method != "minmax" and not (calibrator.collector and calibrator.collector.histogram_dict):
+            if wanted and feeds:  # a graph without inputs (a Constant) feeds {}, which ORT reads as the end
+                calibrator.collect_data(OneBatch(feeds))
+            samples += count(feeds) if feeds else 1
+        if (not wanted or not calibrator.model.graph.input
+                or method != "minmax" and not (calibrator.collector and calibrator.collector.histogram_dict)):
             data = TensorsData(METHODS[method], {})  # no tensor of a quantizable op: nothing to range
-        elif method == "mse":
-            data = _mse_thresholds(calibrator.collector.histogram_dict)
         else:
-            data = calibrator.compute_data()
+            data = _clip_ranges(calibrator.compute_data() if method != "mse"
+                                else _mse_thresholds(calibrator.collector.histogram_dict))
     log(f"{method} ranges for {len(data.keys())} tensors from {samples} samples")
     return Ranges(method, samples, time.perf_counter() - t0, data)
+
+
+def _clip_ranges(data: TensorsData) -> TensorsData:
+    """Ranges within ±HISTOGRAM_LIMIT: minmax over an additive mask (−inf, float32's lowest) gives
+    a scale LiteRT's converter refuses ("scale out of expressed type range"); the nodes touching
+    such a tensor stay float anyway (`calibration.precision`), its Q/DQ needs a finite scale."""
+    for name in list(data.keys()):
+        lo, hi = data[name].range_value
+        lo2, hi2 = (np.clip(np.asarray(v), -HISTOGRAM_LIMIT, HISTOGRAM_LIMIT).astype(np.asarray(v).dtype) for v in (lo, hi))
+        if not (np.array_equal(lo2, lo) and np.array_equal(hi2, hi)):
+            data[name] = TensorData(lowest=lo2, highest=hi2)
+    return data
 
 
 def _single_threaded(calibrator) -> None:

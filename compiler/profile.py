@@ -56,6 +56,9 @@ class QuantScheme:
     # LogSoftmax (TFLite's 8-bit spec: Softmax/Logistic 1/256 at zero point −128, Tanh 1/128 at 0):
     # the calibrated range is replaced by those (`calibration.qdq.fix_output_params`)
     fixed_output_params: bool = False
+    # ops the runtime runs with integer kernels only when their weights (input 1) are constant
+    # (LiteRT's FULLY_CONNECTED from a Gemm): with run-time weights they stay float
+    const_weights_only: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
@@ -94,6 +97,7 @@ def _scheme(t: Table | None, where: str) -> QuantScheme | None:
         outlier_ratio=float(m.opt("outlier_ratio", (int, float), 4.0)),
         weights_only=m.opt("weights_only", bool, False),
         fixed_output_params=m.opt("fixed_output_params", bool, False),
+        const_weights_only=tuple(m.opt("const_weights_only", list, [])),
         extra=MappingProxyType(dict(m.opt("extra", dict, {}))),
     )
     m.done()

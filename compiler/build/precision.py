@@ -25,6 +25,7 @@ from calibration import trt_cache
 from calibration.fallback import Gate
 from compiler import ir as irh, validation
 from compiler.build.context import BuildContext, Reduced
+from compiler.errors import ToolchainRefused
 from compiler.toolchain import toolchain_step
 from compiler.cache import Entry, cached, keys
 from compiler.parity import check_parity, tolerance_of, variant_parity
@@ -184,7 +185,14 @@ def _gate(ctx: BuildContext, engine_gate: Backend | None):
         return [main, *variant_parity(engine_gate, engine, golden, spec, precision).values()], valid
 
     def gate(path: Path) -> Gate:
-        reps, valid = reports(path)
+        try:
+            reps, valid = reports(path)
+        except ToolchainRefused as e:
+            if engine_gate is None:
+                raise
+            # the engine refuses this candidate (LiteRT's converter on a causal mask's scales): a
+            # failed probe, so the search returns more nodes to float — not the end of the build
+            return Gate(False, [str(e)], f"{engine_gate.name} refused this candidate: {str(e)[:160]}")
         failures = [f for rep in reps for f in rep.failures()]
         failures += [f"validation {label}: {f}" for label, rep in valid.items() for f in rep.failures()]
         worst = {n: min((r.outputs[n] for r in reps), key=lambda o: o.cosine) for n in reps[0].outputs}

@@ -26,11 +26,16 @@ def _params(node, scale: Val, zp: Val | None) -> tuple[np.ndarray, np.ndarray]:
         raise unsupported(node, "scales or zero points computed at run time")
     s = scale.const.astype(np.float32).ravel()
     z = zp.const.astype(np.int64).ravel() if zp is not None else np.zeros_like(s, np.int64)
+    if not np.all(np.isfinite(s)) or (s < 0).any():
+        raise unsupported(node, f"a scale of {s[~np.isfinite(s) | (s < 0)][0]}")
     return s, z
 
 
 def quant_type(shape_text: str, storage: str, s: np.ndarray, z: np.ndarray, axis: int | None) -> str:
     st, lo, hi = STORAGE[storage]
+    # ORT's quantizer gives an all-zero tensor (a mask's zero branch) scale 0, which the converter
+    # refuses ("scale out of expressed type range"); its every value is the zero point, exact at 1
+    s = np.where(s == 0, np.float32(1.0), s)
     if axis is None:
         return f"tensor<{shape_text}!quant.uniform<{st}<{lo}:{hi}>:f32, {float(s[0])!r}:{int(z[0])}>>"
     pairs = ", ".join(f"{float(a)!r}:{int(b)}" for a, b in zip(s, z))
