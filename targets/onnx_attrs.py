@@ -307,3 +307,14 @@ def resize_repeats(ctx, node: ir.Node, ins: Sequence[Any], shape: Sequence[int |
     if len(out) != len(shape) or any(o % d or o < d for o, d in zip(out, shape)):
         raise Refused(f"output {out} is not an integer upscale of {list(shape)}")
     return [o // d for o, d in zip(out, shape)]
+
+
+def trilu_mask(ctx, node: ir.Node, ins: Sequence[Any], shape: Sequence[int | None]) -> np.ndarray:
+    """Trilu as a constant 0/1 mask over the last two (static) dims: numpy's triu/tril with the
+    node's k; the product with it is exact (both phone lowerings multiply by it)."""
+    if len(shape) < 2 or shape[-2] is None or shape[-1] is None:
+        raise Refused("a matrix whose last two dims are known only at run time")
+    k = optional(ins, 1)
+    k = 0 if k is None else int(const_array(ctx, k, "k").ravel()[0])
+    ones = np.ones(tuple(shape[-2:]), np.float64)
+    return np.triu(ones, k) if node.attributes.get_int("upper", 1) else np.tril(ones, k)

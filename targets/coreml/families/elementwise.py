@@ -193,3 +193,20 @@ def gelu(ctx, node, ins, outs):
 @lowering("Constant", since=1)
 def constant(ctx, node, ins, outs):
     return numpy_of(onnx_attrs.constant_value(node))
+
+
+@lowering("ThresholdedRelu", since=10)
+def thresholded_relu(ctx, node, ins, outs):
+    x = ins[0]
+    alpha = scalar(node.attributes.get_float("alpha", 1.0), x)
+    return mb().select(cond=mb().greater(x=x, y=alpha), a=x, b=mb().mul(x=x, y=scalar(0.0, x)))
+
+
+@lowering("Asinh", since=9)
+def asinh(ctx, node, ins, outs):
+    """sign(x)·log(|x| + √(x² + 1)): MIL has no asinh; the magnitude form stays exact for large
+    negative x."""
+    x = ins[0]
+    a = mb().abs(x=x)
+    r = mb().log(x=mb().add(x=a, y=mb().sqrt(x=mb().add(x=mb().mul(x=a, y=a), y=scalar(1.0, x)))))
+    return mb().mul(x=mb().sign(x=x), y=r)

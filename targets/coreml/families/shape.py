@@ -251,3 +251,12 @@ def resize(ctx, node, ins, outs):
         s[i] *= f
         x = mb().reshape(x=tiled, shape=np.array(s, np.int32))
     return x
+
+
+@lowering("Trilu", since=14)
+def trilu(ctx, node, ins, outs):
+    x = ins[0]
+    mask = onnx_attrs.trilu_mask(ctx, node, ins, shape(x))
+    if dtype(x) == "bool":
+        return mb().logical_and(x=x, y=mask.astype(bool))
+    return mb().mul(x=x, y=mask.astype(np_dtype(dtype(x))))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from targets import onnx_attrs
-from targets.stablehlo.emit import Emitter, Val, lowering, unsupported
+from targets.stablehlo.emit import Emitter, T, Val, lowering, unsupported
 
 _BODY = {"ReduceSum": ("add", 0.0), "ReduceMean": ("add", 0.0), "ReduceMax": ("maximum", -np.inf),
          "ReduceMin": ("minimum", np.inf), "ReduceProd": ("multiply", 1.0), "ReduceL2": ("add", 0.0),
@@ -116,3 +116,30 @@ def layer_norm(e: Emitter, node, ins, outs):
     if bias is not None:
         y = e.binary("add", y, bias)
     return [y, mean, inv][:len(outs)]  # Mean and InvStdDev keep the reduced dims as 1, as ONNX's do
+
+
+@lowering("ArgMax", "ArgMin", since=11)
+def arg_extreme(e: Emitter, node, ins, outs):
+    """TFLite's ARG_MAX / ARG_MIN, emitted as the TFL op (StableHLO writes an arg-reduction as a
+    two-operand reduce, which litert-converter does not legalize). TFLite returns the first index
+    of a tie, as ONNX does with select_last_index=0 (=1: over the reversed axis); the reduced axis
+    is dropped, then kept as 1 for keepdims=1."""
+    x = ins[0]
+    axis = onnx_attrs.axis(node, x.type.rank, 0)
+    last = node.attributes.get_int("select_last_index", 0)
+    n = x.type.shape[axis]
+    if last:  # the first index of the reversed axis is the last of the original: n − 1 − i
+        if n is None:
+            raise unsupported(node, "select_last_index=1 along an axis whose length is known only at run time")
+        x = e.op("stablehlo.reverse", [x], x.type, f"dimensions = array<i64: {axis}>")
+    dropped = tuple(d for i, d in enumerate(x.type.shape) if i != axis)
+    op = "tfl.arg_max" if node.op_type == "ArgMax" else "tfl.arg_min"
+    y = e.op(op, [x, e.const(np.array(axis, np.int32), "i32")], T(dropped, "i64"))
+    if last:
+        y = e.binary("subtract", e.scalar(n - 1, "i64"), y)
+    if node.attributes.get_int("keepdims", 1):
+        kept = tuple(1 if i == axis else d for i, d in enumerate(x.type.shape))
+        if any(d is None for d in kept):
+            raise unsupported(node, "keepdims=1 on an input shape known only at run time")
+        y = e.reshape(y, kept)
+    return y

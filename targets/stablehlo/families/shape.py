@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from targets import onnx_attrs
-from targets.stablehlo.emit import Emitter, T, Val, _ints, factors, lowering, unsupported
+from targets.stablehlo.emit import NUMPY, Emitter, T, Val, _ints, factors, lowering, unsupported
 
 BIG = 2**30  # an ONNX end at or beyond this means "to the end"
 
@@ -293,3 +293,12 @@ def resize(e: Emitter, node, ins, outs):
     spread = tuple(v for d, f in zip(shape, k) for v in (d, f))
     y = e.broadcast_to(x, spread, dims=[2 * i for i in range(len(shape))])
     return e.reshape(y, tuple(d * f for d, f in zip(shape, k)))
+
+
+@lowering("Trilu", since=14)
+def trilu(e: Emitter, node, ins, outs):
+    x = ins[0]
+    mask = onnx_attrs.trilu_mask(e, node, ins, x.type.shape)
+    if x.type.dtype == "i1":
+        return e.binary("and", x, e.const(mask.astype(bool), "i1"))
+    return e.binary("multiply", x, e.const(mask.astype(NUMPY.get(x.type.dtype, np.float32)), x.type.dtype))
