@@ -68,6 +68,8 @@ def _axis(node, x: Val, s: np.ndarray) -> int | None:
 def quantize(e: Emitter, node, ins, outs):
     x, scale = ins[0], ins[1]
     zp = ins[2] if len(ins) > 2 else None
+    if x.type.dtype != "f32":  # the converter's Q/DQ convention is f32 on the float side
+        raise unsupported(node, f"quantizing a {x.type.dtype} tensor")
     storage = outs[0].dtype
     if storage not in STORAGE:
         raise unsupported(node, f"quantizing to {storage}")
@@ -79,6 +81,8 @@ def quantize(e: Emitter, node, ins, outs):
 def dequantize(e: Emitter, node, ins, outs):
     q, scale = ins[0], ins[1]
     zp = ins[2] if len(ins) > 2 else None
+    if outs[0] is not None and outs[0].dtype != "f32":
+        raise unsupported(node, f"dequantizing to {outs[0].dtype}")
     s, z = _params(node, scale, zp)
     axis = _axis(node, q, s)
     if q.quant is not None:
