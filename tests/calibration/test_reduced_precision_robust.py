@@ -75,8 +75,8 @@ def test_an_attention_encoder_at_int8_runs_in_litert(tmp_path):
     from onnx import numpy_helper
 
     out = tmp_path / "enc"
-    assert main(["build", "--quiet", "--no-cache", "--model", "tests.calibration.encoder:build", "--target", "android",
-                 "--precision", "int8", "--calib", "tests.calibration.encoder:calib", "--out", str(out)]) == 0
+    assert main(["build", "--quiet", "--no-cache", "--model", "models.unseen_mobile:attention_encoder", "--target", "android",
+                 "--precision", "int8", "--calib", "models.unseen_mobile:calib_encoder", "--out", str(out)]) == 0
     m = onnx.load(str(out / "model.onnx"))
     prod = {o: n for n in m.graph.node for o in n.output}
     inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}

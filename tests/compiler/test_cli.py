@@ -203,10 +203,10 @@ def test_a_mistyped_calib_factory_is_named_before_the_export(tmp_path, capsys):
     """Found by a new user: `--calib pkg.mod:typo` was reported only after the model was exported."""
     out = tmp_path / "out"
     code = main(["build", "--model", "digits-cnn", "--target", "cpu", "--precision", "int8", "--no-cache",
-                 "--calib", "tests.calibration.encoder:calibx", "--out", str(out)])
+                 "--calib", "models.unseen_mobile:calibx", "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2 and not out.exists()
-    assert "data factory 'tests.calibration.encoder:calibx'" in err and "has no attribute 'calibx'" in err
+    assert "data factory 'models.unseen_mobile:calibx'" in err and "has no attribute 'calibx'" in err
     assert "export" not in err  # the export stage never started
 
 
