@@ -68,3 +68,15 @@ def instance_norm(ctx, node, ins, outs):
     if const(gamma) is None or const(beta) is None:
         raise unsupported(node, "scale / bias computed at run time")
     return mb().instance_norm(x=x, gamma=const(gamma), beta=const(beta), epsilon=scalar(node.attributes.get_float("epsilon", 1e-5), x))
+
+
+@lowering("LpNormalization", since=1)
+def lp_normalization(ctx, node, ins, outs):
+    """x / ‖x‖ₚ along `axis` (p = 1 or 2); ONNX adds no epsilon, nor does this."""
+    x = ins[0]
+    axis = onnx_attrs.axis(node, rank(x), -1)
+    p = node.attributes.get_int("p", 2)
+    if p not in (1, 2):
+        raise unsupported(node, f"p={p}")
+    norm = (mb().reduce_l1_norm if p == 1 else mb().reduce_l2_norm)(x=x, axes=[axis], keep_dims=True)
+    return mb().real_div(x=x, y=norm)

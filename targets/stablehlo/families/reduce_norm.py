@@ -143,3 +143,16 @@ def arg_extreme(e: Emitter, node, ins, outs):
             raise unsupported(node, "keepdims=1 on an input shape known only at run time")
         y = e.reshape(y, kept)
     return y
+
+
+@lowering("LpNormalization", since=1)
+def lp_normalization(e: Emitter, node, ins, outs):
+    """x / ‖x‖ₚ along `axis` (p = 1: Σ|x|, p = 2: √Σx²); ONNX adds no epsilon, nor does this."""
+    x = ins[0]
+    axis = onnx_attrs.axis(node, x.type.rank, -1)
+    p = node.attributes.get_int("p", 2)
+    if p not in (1, 2):
+        raise unsupported(node, f"p={p}")
+    mag = e.unary("abs", x) if p == 1 else e.binary("multiply", x, x)
+    norm = keep_dims(e, x, e.reduce(mag, [axis], "add", 0.0), [axis])
+    return e.binary("divide", x, norm if p == 1 else e.unary("sqrt", norm))
