@@ -279,3 +279,16 @@ def squeeze(x, axes=None):
     """Overrides coremltools' value inference, which fails on a squeeze to rank 0 ((1, 1) → ())."""
     x = np.asarray(x)
     return np.squeeze(x) if axes is None else np.squeeze(x, axis=tuple(int(a) for a in np.asarray(axes).ravel()))
+
+
+@impl("cumsum")
+def cumsum(x, axis=0, exclusive=False, reverse=False):
+    """coremltools' value inference fails on exclusive=True ("Cannot construct a dtype from an array")."""
+    x = np.asarray(x)
+    axis = int(axis) % x.ndim
+    y = np.flip(x, axis) if reverse else x
+    y = np.cumsum(y, axis=axis, dtype=y.dtype)
+    if exclusive:  # shifted by one along the axis, zeros first
+        pad = np.zeros_like(np.take(y, [0], axis=axis))
+        y = np.concatenate([pad, np.take(y, range(y.shape[axis] - 1), axis=axis)], axis=axis)
+    return np.flip(y, axis) if reverse else y

@@ -80,3 +80,11 @@ def lp_normalization(ctx, node, ins, outs):
         raise unsupported(node, f"p={p}")
     norm = (mb().reduce_l1_norm if p == 1 else mb().reduce_l2_norm)(x=x, axes=[axis], keep_dims=True)
     return mb().real_div(x=x, y=norm)
+
+
+@lowering("CumSum", since=11)
+def cumsum(ctx, node, ins, outs):
+    x = ins[0]
+    axis = onnx_attrs.const_ints(ctx, ins[1], "axis")[0] % rank(x)
+    return mb().cumsum(x=x, axis=axis, exclusive=bool(node.attributes.get_int("exclusive", 0)),
+                       reverse=bool(node.attributes.get_int("reverse", 0)))

@@ -156,3 +156,14 @@ def lp_normalization(e: Emitter, node, ins, outs):
     mag = e.unary("abs", x) if p == 1 else e.binary("multiply", x, x)
     norm = keep_dims(e, x, e.reduce(mag, [axis], "add", 0.0), [axis])
     return e.binary("divide", x, norm if p == 1 else e.unary("sqrt", norm))
+
+
+@lowering("CumSum", since=11)
+def cumsum(e: Emitter, node, ins, outs):
+    """TFLite's CUMSUM, emitted as the TFL op (StableHLO has no cumulative sum; a reduce_window
+    over a static axis would be quadratic)."""
+    x = ins[0]
+    axis = onnx_attrs.const_ints(e, ins[1], "axis")[0] % x.type.rank
+    flags = (f"exclusive = {'true' if node.attributes.get_int('exclusive', 0) else 'false'}, "
+             f"reverse = {'true' if node.attributes.get_int('reverse', 0) else 'false'}")
+    return e.op("tfl.cumsum", [x, e.const(np.array(axis, np.int32), "i32")], x.type, flags)

@@ -250,3 +250,12 @@ def test_unsupported_op_names_node_and_op(tmp_path):
     m = graph_model([helper.make_node("Det", ["x"], ["y"], name="the_det")], {"x": (F32, [3, 3])}, {"y": F32})
     with pytest.raises(ToolchainRefused, match=r"Core ML lowering: Det node 'the_det' \(ai.onnx::Det\) has no lowering"):
         build(m, tmp_path)
+
+
+@pytest.mark.parametrize("exclusive, reverse", [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_cumsum_with_a_constant_axis(exclusive, reverse, tmp_path):
+    """ONNX's own CumSum cases feed the axis as a graph input (refused by name); a model's is a
+    constant."""
+    m = graph_model([helper.make_node("CumSum", ["x", "axis"], ["y"], exclusive=exclusive, reverse=reverse)],
+                    {"x": (F32, ["batch", 4, 5])}, {"y": F32}, {"axis": np.array(-1, np.int64)})
+    compare_with_ort(m, _batches("x", 4, 5), tmp_path, atol=1e-5, rtol=1e-5)

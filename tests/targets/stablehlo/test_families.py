@@ -144,3 +144,11 @@ def test_converter_refusal_is_reported_as_the_toolchains():
     with pytest.raises(RuntimeError, match="litert-converter") as e:
         litert.convert(text, ["x"], ["y"], False)
     assert is_toolchain_exception(e.value)
+
+
+@pytest.mark.parametrize("exclusive, reverse", [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_cumsum_with_a_constant_axis(exclusive, reverse, tmp_path):
+    """ONNX's own CumSum cases feed the axis as a graph input (refused by name); a model's is a constant."""
+    m = graph_model([helper.make_node("CumSum", ["x", "axis"], ["y"], exclusive=exclusive, reverse=reverse)],
+                    {"x": (F32, ["batch", 4, 5])}, {"y": F32}, {"axis": np.array(-1, np.int64)})
+    compare_with_ort(m, _batches("x", 4, 5), tmp_path, atol=1e-5)
