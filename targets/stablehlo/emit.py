@@ -119,6 +119,15 @@ class Emitter:
         self.lines.append(f'{res} = "{name}"({ins}){region}{attrs} : ({types}) -> {out}')
         return Val(res, out)
 
+    def ops(self, name: str, operands: Sequence[Val], outs: Sequence[T], attrs: str = "") -> list[Val]:
+        """An op with several results (`%v:n`), each its own value (`%v#i`)."""
+        res = self.fresh()
+        ins = ", ".join(v.name for v in operands)
+        types = ", ".join(str(v.type) for v in operands)
+        attrs = f" {{{attrs}}}" if attrs else ""
+        self.lines.append(f'{res}:{len(outs)} = "{name}"({ins}){attrs} : ({types}) -> ({", ".join(str(t) for t in outs)})')
+        return [Val(f"{res}#{i}", t) for i, t in enumerate(outs)]
+
     def const(self, array: np.ndarray, dtype: str | None = None) -> Val:
         array = np.asarray(array)
         dtype = dtype or _element_of(array)

@@ -88,3 +88,12 @@ def cumsum(ctx, node, ins, outs):
     axis = onnx_attrs.const_ints(ctx, ins[1], "axis")[0] % rank(x)
     return mb().cumsum(x=x, axis=axis, exclusive=bool(node.attributes.get_int("exclusive", 0)),
                        reverse=bool(node.attributes.get_int("reverse", 0)))
+
+
+@lowering("TopK", since=11)
+def top_k(ctx, node, ins, outs):
+    x = ins[0]
+    k = onnx_attrs.const_ints(ctx, ins[1], "K")[0]
+    values, indices = mb().topk(x=x, k=k, axis=onnx_attrs.axis(node, rank(x), -1),
+                                ascending=not node.attributes.get_int("largest", 1))
+    return [values, mb().cast(x=indices, dtype="int32")]

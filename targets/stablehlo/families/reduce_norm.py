@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from targets import onnx_attrs
-from targets.stablehlo.emit import Emitter, T, Val, lowering, unsupported
+from targets.stablehlo.emit import FLOATS, Emitter, T, Val, lowering, unsupported
 
 _BODY = {"ReduceSum": ("add", 0.0), "ReduceMean": ("add", 0.0), "ReduceMax": ("maximum", -np.inf),
          "ReduceMin": ("minimum", np.inf), "ReduceProd": ("multiply", 1.0), "ReduceL2": ("add", 0.0),
@@ -167,3 +167,29 @@ def cumsum(e: Emitter, node, ins, outs):
     flags = (f"exclusive = {'true' if node.attributes.get_int('exclusive', 0) else 'false'}, "
              f"reverse = {'true' if node.attributes.get_int('reverse', 0) else 'false'}")
     return e.op("tfl.cumsum", [x, e.const(np.array(axis, np.int32), "i32")], x.type, flags)
+
+
+@lowering("TopK", since=11)
+def top_k(e: Emitter, node, ins, outs):
+    """TFLite's TOPK_V2 (the last axis, largest first, ties by lower index as ONNX orders them),
+    emitted as the TFL op; another axis is moved last and back, smallest-k negates the input."""
+    x = ins[0]
+    k = onnx_attrs.const_ints(e, ins[1], "K")[0]
+    axis = onnx_attrs.axis(node, x.type.rank, -1)
+    largest = node.attributes.get_int("largest", 1)
+    if not largest and x.type.dtype not in FLOATS:
+        raise unsupported(node, f"largest=0 on {x.type.dtype}")
+    last = x.type.rank - 1
+    perm = list(range(x.type.rank))
+    perm[axis], perm[last] = perm[last], perm[axis]
+    y = e.transpose(x, perm) if axis != last else x
+    if not largest:
+        y = e.unary("negate", y)
+    shape = (*y.type.shape[:-1], k)
+    values, indices = e.ops("tfl.topk_v2", [y, e.const(np.array(k, np.int32), "i32")], [T(shape, y.type.dtype), T(shape, "i32")])
+    if not largest:
+        values = e.unary("negate", values)
+    indices = e.convert(indices, "i64")
+    if axis != last:
+        values, indices = e.transpose(values, perm), e.transpose(indices, perm)
+    return [values, indices]

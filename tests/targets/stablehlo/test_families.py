@@ -152,3 +152,11 @@ def test_cumsum_with_a_constant_axis(exclusive, reverse, tmp_path):
     m = graph_model([helper.make_node("CumSum", ["x", "axis"], ["y"], exclusive=exclusive, reverse=reverse)],
                     {"x": (F32, ["batch", 4, 5])}, {"y": F32}, {"axis": np.array(-1, np.int64)})
     compare_with_ort(m, _batches("x", 4, 5), tmp_path, atol=1e-5)
+
+
+@pytest.mark.parametrize("axis, largest", [(-1, 1), (1, 1), (-1, 0), (0, 0)])
+def test_topk_with_a_constant_k(axis, largest, tmp_path):
+    """Values and indices against ORT (ONNX's own TopK cases feed K as a graph input)."""
+    m = graph_model([helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=axis, largest=largest)],
+                    {"x": (F32, [3, 4, 5])}, {"v": F32, "i": np.int64}, {"k": np.array([2], np.int64)})
+    compare_with_ort(m, [{"x": _x(3, 4, 5)}], tmp_path, atol=1e-6)
