@@ -99,6 +99,12 @@ class TfliteBackend(Backend):
                                                    threads, "reference")}
 
 
+# LiteRT failing to load, prepare or run a .tflite this project wrote (on inputs ONNX Runtime runs)
+# is a fault of our lowering, not of the user's model: the message says so
+LOWERING_FAULT = ("the .tflite written by model-compiler's TFLite lowering fails in LiteRT — a fault of the lowering, "
+                  "not of your model (please report it with the model)")
+
+
 class TfliteRunner(Runner):
     def __init__(self, path: Path, inputs: list[str], outputs: list[str], threads: int, kernels: str):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -117,7 +123,10 @@ class TfliteRunner(Runner):
         self._make = make
         self.what = f"LiteRT ({KERNELS[kernels]}) running {path.name}"
         with quiet_native_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-            self.interpreter, self.runner = make()
+            try:
+                self.interpreter, self.runner = make()
+            except RuntimeError as e:
+                raise RuntimeError(f"{LOWERING_FAULT}: {e}") from None
         self.input_names, self.output_names = tuple(inputs), tuple(outputs)
         self._probed: set[tuple] = set()
 
@@ -135,7 +144,10 @@ class TfliteRunner(Runner):
             # each new input signature is tried first in a forked child (`targets.isolate`)
             def probe() -> None:
                 self._make()[1](**args)
-            in_child(probe, self.what)
+            try:
+                in_child(probe, self.what)
+            except RuntimeError as e:  # the file is ours: its failure is the lowering's, said so
+                raise RuntimeError(f"{LOWERING_FAULT}: {e}") from None
             self._probed.add(key)
             with quiet_native_stderr():  # XNNPACK announces itself on fd 2 at the first invoke
                 out = self.runner(**args)

@@ -108,3 +108,11 @@ def test_android_int8_builds_what_android_fp32_builds(cases, tmp_path, name, why
     if why:
         float_nodes = json.loads((out / "calibration.json").read_text())["fallback"]["float_nodes"]
         assert any(why in n["why"] for n in float_nodes), float_nodes
+
+
+def test_a_tflite_that_litert_cannot_run_is_called_the_lowerings_fault(cases, tmp_path, capsys):
+    """Shape with start > end: an empty shape tensor our lowering writes and LiteRT cannot size.
+    The file is ours, so the message says the lowering failed, not the user's model."""
+    code, _ = _build(cases, tmp_path, "test_shape_start_greater_than_end", "android", "fp32")
+    assert code == 2
+    assert "a fault of the lowering, not of your model" in capsys.readouterr().err
