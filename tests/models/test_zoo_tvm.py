@@ -55,3 +55,15 @@ def test_tvm_x86_efficientnet_parity(tmp_path):
     out = tmp_path / "tvm"
     assert main(["build", "--quiet", "--model", "efficientnet-lite0", "--target", "tvm-x86", "--out", str(out)]) == 0
     assert json.loads((out / "parity.json").read_text())["outputs"]["logits"]["max_abs"] <= 1e-4
+
+
+def test_tvm_refuses_a_layernorm_whose_mean_is_read(tmp_path, capsys):
+    """TVM's Relax frontend returns LayerNormalization's Mean/InvStdDev as shape (); a model that
+    reads them is refused up front (it was a parity failure after a full compile)."""
+    from tests.coverage import node_cases
+
+    case = next(c for c in node_cases.all_cases() if c.name == "test_layer_normalization_2d_axis0")
+    model, golden = node_cases.write(case, tmp_path / case.name)
+    code = main(["build", "--quiet", "--no-cache", "--target", "tvm-x86", "--model", str(model), "--golden", str(golden),
+                 "--out", str(tmp_path / "out")])
+    assert code == 2 and "Mean / InvStdDev with the wrong shape" in capsys.readouterr().err
