@@ -178,13 +178,16 @@ def _out_type(backend: Backend, o: ir.Value, node: ir.Node) -> Any:
 
 
 def _check(backend: Backend, node: ir.Node, o: ir.Value, r: Any) -> None:
-    """A rule must give each output the rank and element type ONNX inferred for it."""
+    """A rule must give each output the rank and element type ONNX inferred for it; one that does
+    not is a fault of the lowering, refused as such (before anything is built on a wrong value)."""
     where = f"{backend.lowerings.label} of {node.op_type} node {node.name!r}"
+    why = None
     if o.shape is not None and backend.rank(r) != len(o.shape):
-        raise AssertionError(f"{where} gave rank {backend.rank(r)} for {o.name!r}, ONNX inferred rank {len(o.shape)}")
-    want = backend.element(o.dtype)
-    if want is not None and backend.element_of(r) != want:
-        raise AssertionError(f"{where} gave element type {backend.element_of(r)} for {o.name!r}, expected {want}")
+        why = f"gave rank {backend.rank(r)} for {o.name!r}, ONNX inferred rank {len(o.shape)}"
+    elif (want := backend.element(o.dtype)) is not None and backend.element_of(r) != want:
+        why = f"gave element type {backend.element_of(r)} for {o.name!r}, expected {want}"
+    if why:
+        raise ToolchainRefused(f"{where} {why}: a fault of the lowering, not of your model (please report it with the model).")
 
 
 def _defined_in(op: str, version: int, used_attrs: frozenset[str] = frozenset()) -> int:

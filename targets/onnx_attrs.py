@@ -85,6 +85,8 @@ def squeeze_axes(ctx, node: ir.Node, ins: Sequence[Any], shape: Sequence[int | N
     """Squeeze's axes, sorted and non-negative; without any, every dim known to be 1."""
     axes = input_or_attr(ctx, node, ins, 1)
     if not axes:
+        if any(d is None for d in shape):  # which dims are 1 is known only at run time
+            raise Refused("no axes on an input whose dims are known only at run time")
         return [i for i, d in enumerate(shape) if d == 1]
     return sorted(normalize(a, len(shape)) for a in axes)
 
