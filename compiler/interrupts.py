@@ -27,9 +27,13 @@ _over = False  # the run has its exit status (`finish`): a signal no longer chan
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
+    """The first signal stops the run; a later one (a matrix worker gets Ctrl-C from the terminal,
+    then SIGTERM from its pool) finds it unwinding and is only recorded: raised again, it would cut
+    the cleanup short (a row's scratch was left behind under load)."""
     global _received
-    _received = signum
-    if not (_holding or _committed or _over):
+    first = _received is None
+    _received = _received or signum
+    if first and not (_holding or _committed or _over):
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.compiler.fleet import ray_processes
 from tests.conftest import REPO
 
 ray = pytest.importorskip("ray")
@@ -35,14 +36,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ray_processes() -> list[str]:
-    out = subprocess.run(["pgrep", "-af", "raylet|gcs_server|ray::"], capture_output=True, text=True).stdout
-    return [ln for ln in out.splitlines() if "pgrep" not in ln]
-
-
 @pytest.fixture
 def cluster(tmp_path):
-    assert _ray_processes() == [], "a Ray instance is already running"
+    assert ray_processes() == [], "a Ray instance is already running"
     env = {**os.environ, **ENV, "PYTHONPATH": str(REPO)}
     ray_bin = str(Path(sys.executable).parent / "ray")
     port = _free_port()
@@ -56,7 +52,7 @@ def cluster(tmp_path):
         yield address, env
     finally:
         subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
-        assert _ray_processes() == [], "Ray processes left behind"
+        assert ray_processes() == [], "Ray processes left behind"
 
 
 def _connections_to_other_hosts(pids: set[str]) -> list[str]:
@@ -78,7 +74,7 @@ def test_the_device_step_runs_on_the_node_that_offers_the_device(cluster, tmp_pa
     r = subprocess.run([sys.executable, "-m", "compiler", "matrix", str(tmp_path / "fleet.toml"), "--out", str(tmp_path / "m"),
                         "--ray", address, "--no-cache"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr
-    assert _connections_to_other_hosts({ln.split()[0] for ln in _ray_processes()}) == []
+    assert _connections_to_other_hosts({ln.split()[0] for ln in ray_processes()}) == []
     ray.init(address=address, log_to_driver=False)
     try:
         worker = next(n["NodeID"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("jetson-orin"))
@@ -107,4 +103,4 @@ def test_without_a_node_offering_the_device_the_row_stays_deferred(tmp_path):
     s = json.loads((tmp_path / "m" / "summary.json").read_text())
     assert s["results"][0]["device_note"] == "deferred: no node offers jetson-orin"
     assert "deferred: no node offers jetson-orin" in (tmp_path / "m" / "summary.md").read_text()
-    assert _ray_processes() == []
+    assert ray_processes() == []

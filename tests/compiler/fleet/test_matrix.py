@@ -19,6 +19,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from compiler.cli import main
+from tests.compiler.fleet import ray_processes
 from tests.conftest import REPO
 
 FLEET5 = """
@@ -88,7 +89,7 @@ def test_the_same_fleet_on_ray_local_gives_the_same_artifacts(five, tmp_path):
     assert s["executor"] == "ray local" and s["rows_passed"] == 5
     for r in s["results"]:
         assert _content(Path(r["out"])) == _content(root / "m1" / r["target"] / r["model"] / r["precision"])
-    assert subprocess.run(["pgrep", "-f", "raylet|gcs_server"], capture_output=True).returncode == 1  # nothing left
+    assert ray_processes() == []  # nothing left running
 
 
 def _nan_model(tmp_path: Path) -> tuple[Path, Path]:
