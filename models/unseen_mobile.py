@@ -35,9 +35,10 @@ def mtcnn_pnet():
 
 
 class _UNet(torch.nn.Module):
-    """Two levels: conv + InstanceNorm + ReLU down, nearest upsampling (Resize) and a skip up."""
+    """Two levels: conv + InstanceNorm + ReLU down, upsampling (Resize: nearest, or bilinear as
+    segmentation decoders use) and a skip up."""
 
-    def __init__(self):
+    def __init__(self, mode: str = "nearest"):
         super().__init__()
         torch.manual_seed(0)
 
@@ -47,7 +48,7 @@ class _UNet(torch.nn.Module):
 
         self.down1, self.down2 = block(3, 8), block(8, 16)
         self.pool = torch.nn.MaxPool2d(2)
-        self.up = torch.nn.Upsample(scale_factor=2, mode="nearest")
+        self.up = torch.nn.Upsample(scale_factor=2, mode=mode, **({} if mode == "nearest" else {"align_corners": False}))
         self.dec = block(24, 8)
         self.out = torch.nn.Conv2d(8, 2, 1)
 
@@ -59,6 +60,10 @@ class _UNet(torch.nn.Module):
 
 def unet():
     return _UNet().eval(), (torch.randn(2, 3, 32, 32, generator=_gen()),)
+
+
+def unet_bilinear():
+    return _UNet("bilinear").eval(), (torch.randn(2, 3, 32, 32, generator=_gen()),)
 
 
 class _Tagger(torch.nn.Module):

@@ -60,6 +60,14 @@ class Lowerings:
     def known(self) -> list[str]:
         return sorted(f"{d + '::' if d else ''}{o}" for d, o in self.rules)
 
+    def lowers(self, node: ir.Node, opsets: dict[str, int]) -> bool:
+        """Whether a rule takes `node` at these opsets."""
+        try:
+            self.find(node, opsets)
+        except ToolchainRefused:
+            return False
+        return True
+
     def find(self, node: ir.Node, opsets: dict[str, int]) -> Rule:
         domain = "" if node.domain in ("", "ai.onnx") else node.domain
         rules = self.rules.get((domain, node.op_type))
@@ -120,8 +128,11 @@ class Backend(Protocol):
 def lower_graph(model: ir.Model, backend: Backend) -> Counter:
     """Lower every node of `model` through `backend`'s rules, in one topological walk; returns
     the ONNX op types lowered. Each produced value must have the rank and element type ONNX
-    inferred for it."""
-    model = infer_missing(model)
+    inferred for it. An op without a rule that ONNX defines as a function is lowered through its
+    body (`targets.expand`)."""
+    from targets.expand import expand_functions
+
+    model = infer_missing(expand_functions(model, backend.lowerings.lowers))
     graph = model.graph
     graph.sort()  # the fp16 converter appends its input casts after their readers
     versions = opsets(model)

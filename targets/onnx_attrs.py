@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import onnx
+import onnx.numpy_helper
 import onnx_ir as ir
 
 from targets.lowering import Refused
@@ -309,6 +311,70 @@ def resize_repeats(ctx, node: ir.Node, ins: Sequence[Any], shape: Sequence[int |
     if len(out) != len(shape) or any(o % d or o < d for o, d in zip(out, shape)):
         raise Refused(f"output {out} is not an integer upscale of {list(shape)}")
     return [o // d for o, d in zip(out, shape)]
+
+
+def resize_matrices(ctx, node: ir.Node, ins: Sequence[Any], shape: Sequence[int | None]) -> list[np.ndarray | None]:
+    """Resize (opset 11+) of a float tensor, any mode but crop-and-resize, the resized axes static, as
+    one interpolation matrix per axis (None where the axis keeps its size and values): the op is
+    linear and separable along axes, so ``y = x ×_a M_a`` for each axis `a`. Each M (in × out) is
+    ONNX's own reference Resize applied to the identity along that axis — the semantics are
+    ONNX's, not re-derived here. Both phone lowerings multiply by them."""
+    from onnx.reference import ReferenceEvaluator
+
+    coord = node.attributes.get_string("coordinate_transformation_mode", "half_pixel")
+    if coord in ("tf_crop_and_resize", "tf_half_pixel_for_nn"):
+        raise Refused(f"coordinate_transformation_mode={coord!r}")
+    rank_ = len(shape)
+    axes = node.attributes.get_ints("axes", None)
+    axes = [a % rank_ for a in axes] if axes is not None else list(range(rank_))
+    scales, sizes = optional(ins, 2), optional(ins, 3)
+    if sizes is not None:
+        policy = node.attributes.get_string("keep_aspect_ratio_policy", "stretch")
+        if policy != "stretch":
+            raise Refused(f"keep_aspect_ratio_policy={policy!r}")
+        given = [int(v) for v in const_array(ctx, sizes, "sizes").ravel()]
+        per_axis = {a: ("sizes", v) for a, v in zip(axes, given)}
+    elif scales is not None:
+        given = [float(v) for v in const_array(ctx, scales, "scales").astype(np.float64).ravel()]
+        per_axis = {a: ("scales", v) for a, v in zip(axes, given)}
+    else:
+        raise Refused("neither scales nor sizes")
+    keep = {"mode", "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a", "exclude_outside", "antialias"}
+    attrs = {k: v.value for k, v in node.attributes.items() if k in keep}
+    out: list[np.ndarray | None] = []
+    for a, n in enumerate(shape):
+        how, v = per_axis.get(a, ("scales", 1.0))
+        if (how == "scales" and v == 1.0) or (how == "sizes" and v == n):
+            out.append(None)
+            continue
+        if n is None:
+            raise Refused(f"resizing axis {a}, whose size is known only at run time")
+        inputs = ["X", "", "S", ""] if how == "scales" else ["X", "", "", "S"]
+        s = np.array([1.0, v], np.float32) if how == "scales" else np.array([n, v], np.int64)
+        g = onnx.helper.make_graph(
+            [onnx.helper.make_node("Resize", inputs, ["Y"], **attrs)], "resize_axis",
+            [onnx.helper.make_tensor_value_info("X", onnx.TensorProto.DOUBLE, [n, n])],
+            [onnx.helper.make_tensor_value_info("Y", onnx.TensorProto.DOUBLE, None)],
+            [onnx.numpy_helper.from_array(s, "S")])
+        m = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 19)])
+        (y,) = ReferenceEvaluator(m).run(None, {"X": np.eye(n, dtype=np.float64)})
+        if y.shape[1] == 0:
+            raise Refused(f"an empty output along axis {a}")
+        out.append(np.asarray(y, np.float64))
+    return out
+
+
+def cumulative_mask(node: ir.Node, n: int | None) -> np.ndarray:
+    """CumProd over a static axis of length `n` as what both phone lowerings have (a product
+    reduction; neither LiteRT nor Core ML has a cumulative product): mask[i, j] says whether
+    element j enters output i, after the node's `exclusive` and `reverse`."""
+    if n is None:
+        raise Refused("an axis whose length is known only at run time")
+    i, j = np.arange(n)[:, None], np.arange(n)[None, :]
+    exclusive, reverse = node.attributes.get_int("exclusive", 0), node.attributes.get_int("reverse", 0)
+    if reverse:
+        return j > i if exclusive else j >= i
+    return j < i if exclusive else j <= i
 
 
 def trilu_mask(ctx, node: ir.Node, ins: Sequence[Any], shape: Sequence[int | None]) -> np.ndarray:

@@ -1,5 +1,5 @@
 """The architectures the coverage issue met on phones (models/unseen_mobile.py: an MTCNN-style
-PReLU net, a U-Net with InstanceNorm and nearest Resize, a 2-layer bidirectional GRU tagger, a
+PReLU net, a U-Net with InstanceNorm and nearest or bilinear Resize, a 2-layer bidirectional GRU tagger, a
 whisper-style attention encoder) build and verify on `android` and `apple` at fp32, at each
 target's default precision, and at int8 — through the CLI as bare factories, golden from eager."""
 
@@ -13,7 +13,7 @@ from compiler.cli import main
 
 pytestmark = pytest.mark.coverage
 
-CALIB = {"mtcnn_pnet": "calib_pnet", "unet": "calib_unet", "bigru_tagger": "calib_tagger",
+CALIB = {"mtcnn_pnet": "calib_pnet", "unet": "calib_unet", "unet_bilinear": "calib_unet", "bigru_tagger": "calib_tagger",
          "attention_encoder": "calib_encoder"}
 BUILDS = [("android", "fp32"), ("android", "int8"), ("apple", "fp32"), ("apple", "fp16"), ("apple", "int8")]
 

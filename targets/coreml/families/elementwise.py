@@ -210,3 +210,17 @@ def asinh(ctx, node, ins, outs):
     a = mb().abs(x=x)
     r = mb().log(x=mb().add(x=a, y=mb().sqrt(x=mb().add(x=mb().mul(x=a, y=a), y=scalar(1.0, x)))))
     return mb().mul(x=mb().sign(x=x), y=r)
+
+
+@lowering("Mod", since=10)
+def mod(ctx, node, ins, outs):
+    """MIL's mod is the floor modulus (the sign of the divisor): ONNX fmod=0. fmod=1 (the sign of
+    the dividend, C's fmod): the divisor taken back where the two signs differ."""
+    a, b = ins
+    m = mb().mod(x=a, y=b)
+    if not node.attributes.get_int("fmod", 0):
+        return m
+    zero = scalar(0, m)
+    fix = mb().logical_and(x=mb().not_equal(x=m, y=zero),
+                           y=mb().logical_xor(x=mb().less(x=m, y=zero), y=mb().less(x=a, y=scalar(0, m))))
+    return mb().sub(x=m, y=mb().mul(x=b, y=mb().cast(x=fix, dtype=dtype(m))))

@@ -3,8 +3,10 @@ LogSoftmax, LayerNormalization and InstanceNormalization."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from targets import onnx_attrs
-from targets.coreml.lower import const, lowering, mb, rank, scalar, shape, unsupported
+from targets.coreml.lower import const, dtype, lowering, mb, np_dtype, rank, scalar, shape, unsupported
 
 _REDUCE = {"ReduceSum": "reduce_sum", "ReduceMean": "reduce_mean", "ReduceMax": "reduce_max", "ReduceMin": "reduce_min",
            "ReduceProd": "reduce_prod", "ReduceL1": "reduce_l1_norm", "ReduceL2": "reduce_l2_norm",
@@ -97,3 +99,19 @@ def top_k(ctx, node, ins, outs):
     values, indices = mb().topk(x=x, k=k, axis=onnx_attrs.axis(node, rank(x), -1),
                                 ascending=not node.attributes.get_int("largest", 1))
     return [values, mb().cast(x=indices, dtype="int32")]
+
+
+@lowering("CumProd", since=26, until=26)
+def cumprod(ctx, node, ins, outs):
+    """y_i = the product of x_j over the j `onnx_attrs.cumulative_mask` selects (MIL has no
+    cumulative product): x spread along a new axis, ones where the mask is off, reduce_prod."""
+    x = ins[0]
+    r = rank(x)
+    axis = onnx_attrs.const_ints(ctx, ins[1], "axis")[0] % r
+    mask = onnx_attrs.cumulative_mask(node, shape(x)[axis])
+    perm = [i for i in range(r) if i != axis] + [axis]
+    moved = mb().transpose(x=x, perm=perm) if axis != r - 1 else x
+    spread = mb().expand_dims(x=moved, axes=[-2])
+    picked = mb().select(cond=mask, a=spread, b=np.ones(mask.shape, np_dtype(dtype(x))))
+    y = mb().reduce_prod(x=picked, axes=[-1], keep_dims=False)
+    return mb().transpose(x=y, perm=[perm.index(i) for i in range(r)]) if axis != r - 1 else y

@@ -235,10 +235,17 @@ def pad(ctx, node, ins, outs):
 @lowering("Resize", since=11)
 def resize(ctx, node, ins, outs):
     """Nearest upsampling by integer factors: per axis, each element tiled into a new axis after
-    it, then merged (not MIL's upsample_nearest_neighbor, which the MIL evaluator here cannot run)."""
+    it, then merged (not MIL's upsample_nearest_neighbor, which the MIL evaluator here cannot run).
+    Any other float Resize (linear, cubic, downscaling, fractional scales): one `matmul` per resized
+    axis with ONNX's own interpolation matrix (`onnx_attrs.resize_matrices`)."""
     x = ins[0]
     s = shape(x)
-    k = onnx_attrs.resize_repeats(ctx, node, ins, s)
+    try:
+        k = onnx_attrs.resize_repeats(ctx, node, ins, s)
+    except onnx_attrs.Refused:
+        if dtype(x) not in ("fp32", "fp16"):
+            raise
+        return _resize_by_matrices(x, onnx_attrs.resize_matrices(ctx, node, ins, s))
     if all(f == 1 for f in k):
         return mb().identity(x=x)
     s = list(s)
@@ -250,6 +257,18 @@ def resize(ctx, node, ins, outs):
         tiled = mb().tile(x=spread, reps=np.array([1, 1, f, 1], np.int32))
         s[i] *= f
         x = mb().reshape(x=tiled, shape=np.array(s, np.int32))
+    return x
+
+
+def _resize_by_matrices(x, matrices):
+    for a, m in enumerate(matrices):
+        if m is None:
+            continue
+        r = rank(x)
+        perm = [i for i in range(r) if i != a] + [a]
+        moved = mb().transpose(x=x, perm=perm) if a != r - 1 else x
+        y = mb().matmul(x=moved, y=m.astype(np_dtype(dtype(x))))
+        x = mb().transpose(x=y, perm=[perm.index(i) for i in range(r)]) if a != r - 1 else y
     return x
 
 

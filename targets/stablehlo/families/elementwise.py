@@ -19,6 +19,8 @@ def binary(e: Emitter, node, ins, outs):
     a, b = ins
     if node.op_type == "Div" and a.type.dtype not in FLOATS:
         raise unsupported(node, "integer Div")  # ONNX truncates, StableHLO divide on ints too, but TFLite FLOOR_DIV differs
+    if node.op_type == "Xor":  # booleans only; TFLite has no LOGICAL_XOR, NOT_EQUAL is the same
+        return e.compare("NE", a, b)
     if node.op_type == "Pow" and b.type.dtype != a.type.dtype:
         b = e.convert(b, a.type.dtype)
     if node.op_type == "Pow" and b.const is not None and b.const.size == 1 and float(b.const.ravel()[0]) == 2.0:
@@ -200,3 +202,17 @@ def cast(e: Emitter, node, ins, outs):
 def cast_like(e: Emitter, node, ins, outs):
     return cast(e, node, ins[:1], outs)
 
+
+
+@lowering("Mod", since=10)
+def mod(e: Emitter, node, ins, outs):
+    """litert-converter turns StableHLO's remainder into TFLite's FLOOR_MOD (the sign of the
+    divisor, measured): ONNX fmod=0. fmod=1 (the dividend's sign, C's fmod): the divisor taken
+    back where the two signs differ."""
+    a, b = ins
+    m = e.binary("remainder", a, b)
+    if not node.attributes.get_int("fmod", 0) or a.type.dtype.startswith("ui"):
+        return m
+    zero = e.scalar(0, a.type.dtype)
+    fix = e.binary("and", e.compare("NE", m, zero), e.compare("NE", e.compare("LT", m, zero), e.compare("LT", a, zero)))  # TFLite has no LOGICAL_XOR
+    return e.binary("subtract", m, e.binary("multiply", b, e.convert(fix, a.type.dtype)))

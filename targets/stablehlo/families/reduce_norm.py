@@ -169,6 +169,29 @@ def cumsum(e: Emitter, node, ins, outs):
     return e.op("tfl.cumsum", [x, e.const(np.array(axis, np.int32), "i32")], x.type, flags)
 
 
+@lowering("CumProd", since=26, until=26)
+def cumprod(e: Emitter, node, ins, outs):
+    """y_i = the product of x_j over the j `onnx_attrs.cumulative_mask` selects: x spread along a
+    new axis (ones where the mask is off, by select: inf·0 would be NaN) and multiplied out
+    (REDUCE_PROD). Quadratic in the axis length; no LiteRT kernel does it in one op."""
+    x = ins[0]
+    r = x.type.rank
+    axis = onnx_attrs.const_ints(e, ins[1], "axis")[0] % r
+    mask = onnx_attrs.cumulative_mask(node, x.type.shape[axis])
+    n = mask.shape[0]
+    perm = [i for i in range(r) if i != axis] + [axis]
+    moved = e.transpose(x, perm)
+    lead = e.dims_of(moved)[:-1]
+    spread = e.reshape_dims(moved, [*lead, 1, n])
+    shape = (*moved.type.shape[:-1], n, n)
+    sv = None if all(d is not None for d in shape) else e.concat_dims([*lead, n, n])
+    cond = e.broadcast_to(e.const(mask, "i1"), shape, sv)
+    ones = e.broadcast_to(e.scalar(1, x.type.dtype), shape, sv)
+    picked = e.op("stablehlo.select", [cond, e.broadcast_to(spread, shape, sv), ones], T(shape, x.type.dtype))
+    y = e.reduce(picked, [r], "multiply", 1)
+    return e.transpose(y, [perm.index(i) for i in range(r)])
+
+
 @lowering("TopK", since=11)
 def top_k(e: Emitter, node, ins, outs):
     """TFLite's TOPK_V2 (the last axis, largest first, ties by lower index as ONNX orders them),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from targets import onnx_attrs
-from targets.stablehlo.emit import NUMPY, Emitter, T, Val, _ints, factors, lowering, unsupported
+from targets.stablehlo.emit import FLOATS, NUMPY, Emitter, T, Val, _ints, factors, lowering, unsupported
 
 BIG = 2**30  # an ONNX end at or beyond this means "to the end"
 
@@ -284,15 +284,36 @@ def pad(e: Emitter, node, ins, outs):
 @lowering("Resize", since=11)
 def resize(e: Emitter, node, ins, outs):
     """Nearest upsampling by integer factors: each element repeated (broadcast into a new axis
-    after each one, then merged), exact for the coordinate modes `onnx_attrs.resize_repeats` takes."""
+    after each one, then merged), exact for the coordinate modes `onnx_attrs.resize_repeats` takes.
+    Any other float Resize (linear, cubic, downscaling, fractional scales): one matrix product per
+    resized axis with ONNX's own interpolation matrix (`onnx_attrs.resize_matrices`)."""
     x = ins[0]
     shape = x.type.shape
-    k = onnx_attrs.resize_repeats(e, node, ins, shape)
+    try:
+        k = onnx_attrs.resize_repeats(e, node, ins, shape)
+    except onnx_attrs.Refused:
+        if x.type.dtype not in FLOATS:
+            raise
+        return _resize_by_matrices(e, x, onnx_attrs.resize_matrices(e, node, ins, shape))
     if all(f == 1 for f in k):
         return x
     spread = tuple(v for d, f in zip(shape, k) for v in (d, f))
     y = e.broadcast_to(x, spread, dims=[2 * i for i in range(len(shape))])
     return e.reshape(y, tuple(d * f for d, f in zip(shape, k)))
+
+
+def _resize_by_matrices(e: Emitter, x: Val, matrices) -> Val:
+    from targets.stablehlo.families.matmul import matmul
+
+    for a, m in enumerate(matrices):
+        if m is None:
+            continue
+        r = x.type.rank
+        perm = [i for i in range(r) if i != a] + [a]
+        moved = e.transpose(x, perm) if a != r - 1 else x
+        y = matmul(e, moved, e.const(m.astype(NUMPY[x.type.dtype]), x.type.dtype))
+        x = e.transpose(y, [perm.index(i) for i in range(r)]) if a != r - 1 else y
+    return x
 
 
 @lowering("Trilu", since=14)

@@ -12,6 +12,7 @@ from onnx import helper
 
 from compiler.errors import ToolchainRefused
 from tests.targets.coreml.helpers import build, compare_with_ort
+from tests.targets.stablehlo import test_families as stablehlo_families
 from tests.targets.stablehlo.helpers import graph_model
 
 F32 = np.float32
@@ -266,3 +267,42 @@ def test_topk_with_a_constant_k(axis, largest, tmp_path):
     m = graph_model([helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=axis, largest=largest)],
                     {"x": (F32, ["batch", 4, 5])}, {"v": F32, "i": np.int64}, {"k": np.array([2], np.int64)})
     compare_with_ort(m, _batches("x", 4, 5), tmp_path, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("attrs, scales, sizes", stablehlo_families.RESIZES)
+def test_resize_any_mode_with_constant_parameters(attrs, scales, sizes, tmp_path):
+    """Every float Resize but crop-and-resize: one matmul per resized axis (batch dynamic)."""
+    inits = {"roi": np.zeros(0, F32)}
+    inits.update({"scales": np.array(scales, F32)} if scales else {"sizes": np.array(sizes, np.int64)})
+    node = helper.make_node("Resize", ["x", "roi", "scales" if scales else "", "sizes" if sizes else ""], ["y"], **attrs)
+    m = graph_model([node], {"x": (F32, [1 if sizes else "batch", 3, 6, 5])}, {"y": F32}, inits)
+    feeds = [{"x": _x(1, 3, 6, 5)}] if sizes else _batches("x", 3, 6, 5)
+    compare_with_ort(m, feeds, tmp_path, atol=1e-5, rtol=1e-5)
+
+
+def test_attention_23_lowers_through_its_body(tmp_path):
+    node = helper.make_node("Attention", ["q", "k", "v"], ["y"], is_causal=1)
+    m = graph_model([node], {"q": (F32, [2, 4, 6, 8]), "k": (F32, [2, 2, 6, 8]), "v": (F32, [2, 2, 6, 8])}, {"y": F32}, opset=23)
+    compare_with_ort(m, [{"q": _x(2, 4, 6, 8), "k": _x(2, 2, 6, 8), "v": _x(2, 2, 6, 8)}], tmp_path, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype, fmod", [(np.int32, 0), (np.int32, 1), (F32, 1)])
+def test_mod_signs(dtype, fmod, tmp_path):
+    """fmod=0 takes the divisor's sign, fmod=1 the dividend's."""
+    a = np.array([[-7, 7, -7, 7, 0, 5], [9, -9, 13, -13, 6, -1]], dtype)
+    b = np.array([3, 3, -3, -3, 4, 2], dtype)
+    if dtype == F32:
+        a, b = a * 1.25, b * 0.75
+    m = graph_model([helper.make_node("Mod", ["a", "b"], ["y"], fmod=fmod)],
+                    {"a": (dtype, [2, 6]), "b": (dtype, [6])}, {"y": dtype})
+    compare_with_ort(m, [{"a": a, "b": b}], tmp_path, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("axis, exclusive, reverse", [(-1, 0, 0), (1, 1, 0), (-1, 0, 1), (0, 1, 1)])
+def test_cumprod_with_a_constant_axis(axis, exclusive, reverse, tmp_path):
+    """Opset 26's CumProd (ONNX's own cases feed the axis as a graph input)."""
+    m = graph_model([helper.make_node("CumProd", ["x", "axis"], ["y"], exclusive=exclusive, reverse=reverse)],
+                    {"x": (F32, [3, 4, 5])}, {"y": F32}, {"axis": np.array(axis, np.int64)}, opset=26)
+    x = _x(3, 4, 5)
+    x[0, 0, 2] = np.inf  # a product through inf where the mask is off stays finite
+    compare_with_ort(m, [{"x": x}], tmp_path, atol=1e-5, rtol=1e-5)

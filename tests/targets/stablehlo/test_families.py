@@ -160,3 +160,65 @@ def test_topk_with_a_constant_k(axis, largest, tmp_path):
     m = graph_model([helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=axis, largest=largest)],
                     {"x": (F32, [3, 4, 5])}, {"v": F32, "i": np.int64}, {"k": np.array([2], np.int64)})
     compare_with_ort(m, [{"x": _x(3, 4, 5)}], tmp_path, atol=1e-6)
+
+
+RESIZES = [  # (attributes, scales or None, sizes or None): what exporters write, with constant parameters
+    ({"mode": "linear", "coordinate_transformation_mode": "half_pixel"}, [1, 1, 2, 2], None),  # F.interpolate bilinear
+    ({"mode": "linear", "coordinate_transformation_mode": "align_corners"}, None, [1, 3, 9, 7]),
+    ({"mode": "cubic", "coordinate_transformation_mode": "pytorch_half_pixel", "cubic_coeff_a": -0.75}, [1, 1, 1.5, 2], None),
+    ({"mode": "linear", "antialias": 1}, [1, 1, 0.5, 0.6], None),  # antialiased downscale
+    ({"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}, [1, 1, 1.5, 0.5], None),
+]
+
+
+@pytest.mark.parametrize("attrs, scales, sizes", RESIZES)
+def test_resize_any_mode_with_constant_parameters(attrs, scales, sizes, tmp_path):
+    """Every float Resize but crop-and-resize lowers as one matrix product per resized axis; the
+    batch dim stays dynamic. ONNX's own Resize cases feed scales/sizes as graph inputs (refused)."""
+    inits = {"roi": np.zeros(0, F32)}
+    inits.update({"scales": np.array(scales, F32)} if scales else {"sizes": np.array(sizes, np.int64)})
+    node = helper.make_node("Resize", ["x", "roi", "scales" if scales else "", "sizes" if sizes else ""], ["y"], **attrs)
+    m = graph_model([node], {"x": (F32, [1 if sizes else "batch", 3, 6, 5])}, {"y": F32}, inits)
+    if sizes:  # sizes name the batch too: a static one
+        compare_with_ort(m, [{"x": _x(1, 3, 6, 5)}], tmp_path, atol=1e-5)
+    else:
+        compare_with_ort(m, _batches("x", 3, 6, 5), tmp_path, atol=1e-5)
+
+
+@pytest.mark.parametrize("op, attrs, opset", [("Mish", {}, 22), ("RMSNormalization", {"axis": -1}, 23),
+                                               ("HardSwish", {}, 22)])
+def test_an_op_onnx_defines_as_a_function_lowers_through_its_body(op, attrs, opset, tmp_path):
+    """No rule for these: `targets.expand` inlines ONNX's own function body before lowering."""
+    ins = ["x", "scale"] if op == "RMSNormalization" else ["x"]
+    inits = {"scale": _x(5)} if op == "RMSNormalization" else {}
+    m = graph_model([helper.make_node(op, ins, ["y"], **attrs)], {"x": (F32, ["batch", 4, 5])}, {"y": F32}, inits, opset=opset)
+    compare_with_ort(m, _batches("x", 4, 5), tmp_path, atol=1e-5)
+
+
+def test_attention_23_lowers_through_its_body(tmp_path):
+    """Opset 23's Attention (causal, grouped-query) expands to MatMul/Softmax the lowering has."""
+    node = helper.make_node("Attention", ["q", "k", "v"], ["y"], is_causal=1)
+    m = graph_model([node], {"q": (F32, [2, 4, 6, 8]), "k": (F32, [2, 2, 6, 8]), "v": (F32, [2, 2, 6, 8])}, {"y": F32}, opset=23)
+    compare_with_ort(m, [{"q": _x(2, 4, 6, 8), "k": _x(2, 2, 6, 8), "v": _x(2, 2, 6, 8)}], tmp_path, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype, fmod", [(np.int32, 0), (np.int64, 0), (np.int32, 1), (F32, 1)])
+def test_mod_signs(dtype, fmod, tmp_path):
+    """fmod=0 takes the divisor's sign, fmod=1 the dividend's (ONNX's Mod cases are opset 28)."""
+    a = np.array([[-7, 7, -7, 7, 0, 5], [9, -9, 13, -13, 6, -1]], dtype)
+    b = np.array([3, 3, -3, -3, 4, 2], dtype)
+    if dtype == F32:
+        a, b = a * 1.25, b * 0.75
+    m = graph_model([helper.make_node("Mod", ["a", "b"], ["y"], fmod=fmod)],
+                    {"a": (dtype, [2, 6]), "b": (dtype, [6])}, {"y": dtype})
+    compare_with_ort(m, [{"a": a, "b": b}], tmp_path, atol=1e-6)
+
+
+@pytest.mark.parametrize("axis, exclusive, reverse", [(-1, 0, 0), (1, 1, 0), (-1, 0, 1), (0, 1, 1)])
+def test_cumprod_with_a_constant_axis(axis, exclusive, reverse, tmp_path):
+    """Opset 26's CumProd (ONNX's own cases feed the axis as a graph input)."""
+    m = graph_model([helper.make_node("CumProd", ["x", "axis"], ["y"], exclusive=exclusive, reverse=reverse)],
+                    {"x": (F32, [3, 4, 5])}, {"y": F32}, {"axis": np.array(axis, np.int64)}, opset=26)
+    x = _x(3, 4, 5)
+    x[0, 0, 2] = np.inf  # a product through inf where the mask is off stays finite
+    compare_with_ort(m, [{"x": x}], tmp_path, atol=1e-5, rtol=1e-5)
