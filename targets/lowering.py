@@ -13,6 +13,7 @@ semantics both backends read are in `targets.onnx_attrs`.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -36,6 +37,31 @@ class Rule:
     fn: Callable[..., Any]
 
 
+_CONVERTER_CASTS = (  # what ONNX Runtime's float16 converter names the casts it inserts
+    (re.compile(r"graph_input_cast\d+"), "the Cast of graph input {inp!r} to float16"),
+    (re.compile(r"graph_output_cast\d+"), "the Cast of graph output {out!r} back to float32"),
+    (re.compile(r".+_cast_to_fp32_node"), "the Cast of {inp!r} to float32 before a node kept in float32"),
+    (re.compile(r".+_cast_to_fp16_node"), "the Cast of {out!r} back to float16 after a node kept in float32"),
+)
+
+
+def describe(node: ir.Node) -> str:
+    """A node as a refusal names it: by the name the user wrote; a Cast the fp16 conversion
+    inserted by what it casts (the user never wrote it); a node without a name of its own
+    (empty, or `__N` from NameFixPass) by the op and the tensor it produces."""
+    name = node.name or ""
+    if node.op_type == "Cast":
+        inp = node.inputs[0].name if node.inputs and node.inputs[0] is not None else "?"
+        out = node.outputs[0].name if node.outputs else "?"
+        for pattern, text in _CONVERTER_CASTS:
+            if pattern.fullmatch(name):
+                return text.format(inp=inp, out=out) + " (inserted by the fp16 conversion)"
+    if not name or re.fullmatch(r"__\d+", name):
+        produced = next((o.name for o in node.outputs if o.name), None)
+        return f"{node.op_type} node producing {produced!r}" if produced else f"an unnamed {node.op_type} node"
+    return f"{node.op_type} node {name!r}"
+
+
 class Lowerings:
     """(domain, op) → rules; `label` begins every refusal ("TFLite lowering", "Core ML lowering")."""
 
@@ -54,7 +80,7 @@ class Lowerings:
         return deco
 
     def unsupported(self, node: ir.Node | None, what: str) -> ToolchainRefused:
-        where = f"{node.op_type} node {node.name!r}: " if node is not None else ""
+        where = f"{describe(node)}: " if node is not None else ""
         return ToolchainRefused(f"{self.label}: {where}{what} is not supported.")
 
     def known(self) -> list[str]:
@@ -82,7 +108,7 @@ class Lowerings:
             spans = ", ".join(f"{r.since}–{r.until}" for r in rules)
             raise self.unsupported(node, f"opset {version} (the lowering covers opsets {spans})")
         raise ToolchainRefused(
-            f"{self.label}: {node.op_type} node {node.name!r} ({node.domain or 'ai.onnx'}::{node.op_type}) has no lowering "
+            f"{self.label}: {describe(node)} ({node.domain or 'ai.onnx'}::{node.op_type}) has no lowering "
             f"(`python -m compiler targets --ops TARGET` lists the {len(self.known())} ops it has)."
         )
 
@@ -164,7 +190,7 @@ def lower_graph(model: ir.Model, backend: Backend) -> Counter:
         env.update((v.name, a) for v, a in zip(inputs, args))
         for node in graph:
             rule = backend.lowerings.find(node, versions)
-            ins = [value(v, f"input of {node.op_type} node {node.name!r}") for v in node.inputs]
+            ins = [value(v, f"input of {describe(node)}") for v in node.inputs]
             outs = [_out_type(backend, o, node) if o.name or o.uses() else None for o in node.outputs]
             try:
                 res = rule.fn(backend, node, ins, outs)
@@ -191,7 +217,7 @@ def _out_type(backend: Backend, o: ir.Value, node: ir.Node) -> Any:
 def _check(backend: Backend, node: ir.Node, o: ir.Value, r: Any) -> None:
     """A rule must give each output the rank and element type ONNX inferred for it; one that does
     not is a fault of the lowering, refused as such (before anything is built on a wrong value)."""
-    where = f"{backend.lowerings.label} of {node.op_type} node {node.name!r}"
+    where = f"{backend.lowerings.label} of {describe(node)}"
     why = None
     if o.shape is not None and backend.rank(r) != len(o.shape):
         why = f"gave rank {backend.rank(r)} for {o.name!r}, ONNX inferred rank {len(o.shape)}"

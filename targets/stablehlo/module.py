@@ -13,7 +13,7 @@ import numpy as np
 import onnx_ir as ir
 
 from compiler.errors import ToolchainRefused
-from targets.lowering import lower_graph
+from targets.lowering import describe, lower_graph
 from targets.stablehlo import families  # noqa: F401  (registers every op family)
 from targets.stablehlo.emit import ELEMENT, LOWERINGS, Emitter, T, Val, unsupported
 
@@ -31,7 +31,7 @@ def ir_type(value: ir.Value, node: ir.Node | None = None) -> T:
         raise unsupported(node, f"element type {value.dtype} of {value.name!r}")
     if value.shape is None:
         raise ToolchainRefused(
-            f"TFLite lowering: {value.name!r}" + (f" (output of {node.op_type} node {node.name!r})" if node else "")
+            f"TFLite lowering: {value.name!r}" + (f" (output of {describe(node)})" if node else "")
             + " has no inferred shape; its rank is needed to lower it."
         )
     return T(tuple(d if isinstance(d, int) else None for d in value.shape), ELEMENT[value.dtype])

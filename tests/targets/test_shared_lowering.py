@@ -104,3 +104,22 @@ def test_refusals_are_worded_once(backend, label, tmp_path):
                     {"y": F32}, opset=13)
     with pytest.raises(ToolchainRefused, match=rf"^{label}: Pad node 'p': pads computed at run time is not supported\.$"):
         (stablehlo.to_tflite if backend == "tflite" else coreml.build)(m, tmp_path)
+
+
+def test_refusals_name_what_the_user_wrote_not_what_a_converter_inserted():
+    """ONNX Runtime's float16 converter inserts Casts named `graph_input_cast0`…; a refusal names
+    them by the tensor they cast. A node without a name is named by the tensor it produces."""
+    import onnx_ir as ir
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    from targets.lowering import describe
+
+    m = graph_model([helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Sigmoid", ["y"], ["z"], name="act")],
+                    {"x": (F32, [2, 3])}, {"z": F32})
+    half = ir.serde.deserialize_model(convert_float_to_float16(m, keep_io_types=True, disable_shape_infer=True))
+    said = {n.op_type + ":" + n.name: describe(n) for n in half.graph}
+    casts = [d for k, d in said.items() if k.startswith("Cast:")]
+    assert "the Cast of graph input 'x' to float16 (inserted by the fp16 conversion)" in casts, said
+    assert any(d.startswith("the Cast of graph output 'z' back to float32") for d in casts), said
+    assert said["Sigmoid:act"] == "Sigmoid node 'act'"
+    assert said["Relu:"] == "Relu node producing 'y'"
