@@ -70,6 +70,11 @@ class PrecisionPolicy:
     keep_fp32_ops: tuple[str, ...] = ()
     keep_io_types: bool = True
     fp16_max_abs: float = 16384.0  # activations beyond this (a quarter of fp16's 65504) stay fp32
+    # what fp16 means on the target: "graph" — ONNX Runtime's float16 converter rewrites the graph
+    # (fp16 compute, per-node fallback); "weights" — the graph stays fp32 and the backend stores
+    # constant weights in float16, computing in fp32 (LiteRT's float16 quantization, what phone
+    # GPU delegates take and half the download)
+    fp16: str = "graph"
 
 
 def _scheme(t: Table | None, where: str) -> QuantScheme | None:
@@ -186,7 +191,10 @@ def load_profile(target: str | Path) -> TargetProfile:
             keep_fp32_ops=tuple(pt.opt("keep_fp32_ops", list, [])),
             keep_io_types=pt.opt("keep_io_types", bool, True),
             fp16_max_abs=float(pt.opt("fp16_max_abs", (int, float), 16384.0)),
+            fp16=pt.opt("fp16", str, "graph"),
         )
+        if policy.fp16 not in ("graph", "weights"):
+            raise BadInput(f"{path}: [precision_policy] fp16 = {policy.fp16!r}; expected 'graph' or 'weights'.")
         pt.done()
     opts = t.opt("options", dict, {})
     pins = t.opt("toolchain", dict, {})

@@ -23,7 +23,7 @@ from compiler.errors import CompilerError, ToolchainRefused, is_toolchain_except
 # The Python layers of the runtimes and converters a backend drives: an exception raised while
 # their code runs (LiteRT's interpreter: "ValueError: Invalid tensor size"; the MIL builder's type
 # inference) is the toolchain refusing this graph, whatever its class.
-RUNTIME_PACKAGES = ("ai_edge_litert", "coremltools", "litert_converter")
+RUNTIME_PACKAGES = ("ai_edge_litert", "ai_edge_quantizer", "coremltools", "litert_converter")
 
 
 def _raised_in(e: BaseException, libraries: tuple[str, ...]) -> bool:

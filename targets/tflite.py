@@ -67,8 +67,13 @@ class TfliteBackend(Backend):
         quantized = precision == "int8"
         # a converter refusal is a RuntimeError: the pipeline's toolchain_step names the ops
         data = litert.convert(lowered.text, lowered.inputs, lowered.outputs, quantized)
+        fp32_bytes = len(data)
+        if precision == "fp16":  # float16 weights, float32 compute (the profile's fp16 = "weights")
+            data = litert.fp16_weights(data)
         (workdir / ENGINE_FILE).write_bytes(data)
         found = litert.inspect(workdir / ENGINE_FILE)
+        if precision == "fp16" and not found.fp16_weights:
+            raise CompilerError(f"the fp16 build stored no float16 weight (compute ops {dict(found.float_kernels)}).")
         if quantized and _quantized_compute(model) and not found.int8_kernels:
             raise CompilerError(f"the int8 build produced no integer kernel (compute ops {dict(found.float_kernels)}).")
         info = {
@@ -83,6 +88,9 @@ class TfliteBackend(Backend):
         }
         if quantized:
             info["io"] = found.io
+        if precision == "fp16":
+            info["fp16_weights"] = found.fp16_weights
+            info["size_vs_fp32"] = round(len(data) / fp32_bytes, 3)
         deferred = [Deferred(
             "verify-on-device",
             f"{ENGINE_FILE} was verified here with this host's ({platform.machine()}) kernels; "

@@ -41,6 +41,9 @@ def run(ctx: BuildContext) -> None:
         ctx.groups = _validation_groups(ctx)
     if p not in (Precision.INT8, Precision.FP16):
         return
+    if p is Precision.FP16 and ctx.profile.precision_policy.fp16 == "weights":
+        ctx.progress.info("precision: fp16 weights are stored by the backend; the graph stays fp32")
+        return
     def compute() -> tuple[Reduced, Entry]:
         with ctx.progress.step(f"precision: {p}"):
             r = _reduce(ctx)

@@ -50,6 +50,32 @@ def _convert(text: str, inputs: list[str], outputs: list[str], quantized: bool) 
             raise RuntimeError(f"litert-converter: {e}") from None
 
 
+# the ops LiteRT's float16 quantization stores weights for (ai-edge-quantizer's FLOAT_CASTING
+# algorithm registers exactly these); everything else keeps float32 constants
+FP16_WEIGHT_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D_TRANSPOSE", "EMBEDDING_LOOKUP")
+
+
+def fp16_weights(data: bytes) -> bytes:
+    """The .tflite with the constant weights of FP16_WEIGHT_OPS stored in float16 and a DEQUANTIZE
+    before each reader (compute stays float32): LiteRT's own quantizer (ai-edge-quantizer), the
+    recipe its float16 weight-only test uses."""
+    import contextlib
+    import io
+
+    from ai_edge_quantizer import qtyping, quantizer
+
+    q = quantizer.Quantizer(bytes(data))
+    for op in FP16_WEIGHT_OPS:
+        q.update_quantization_recipe(
+            regex=".*", operation_name=getattr(qtyping.TFLOperationName, op),
+            algorithm_key=quantizer.AlgorithmName.FLOAT_CASTING,
+            op_config=qtyping.OpQuantizationConfig(
+                weight_tensor_config=qtyping.TensorQuantizationConfig(num_bits=16, dtype=qtyping.TensorDataType.FLOAT),
+                compute_precision=qtyping.ComputePrecision.FLOAT, explicit_dequantize=True))
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # its size summary, tqdm
+        return bytes(q.quantize().quantized_model)
+
+
 @dataclass
 class Inspection:
     ops: Counter = field(default_factory=Counter)          # TFLite builtin op → count
@@ -57,6 +83,7 @@ class Inspection:
     int8_kernels: Counter = field(default_factory=Counter)  # compute op → count running on int8 inputs
     float_kernels: Counter = field(default_factory=Counter)  # compute op → count running on float inputs
     min_runtime: str | None = None
+    fp16_weights: int = 0  # float16 constants a DEQUANTIZE widens (LiteRT's float16 quantization)
     # each signature input, then output: its type and, when integer, the scale and zero point an
     # app (and our runner) applies
     io: dict[str, dict] = field(default_factory=dict)
@@ -79,6 +106,8 @@ def inspect(path: Path) -> Inspection:
             name = names.get(max(code.builtinCode, code.deprecatedBuiltinCode), f"CUSTOM:{code.customCode}")
             out.ops[name] += 1
             out.versions[name] = max(out.versions.get(name, 0), code.version)
+            if name == "DEQUANTIZE" and types[sg.tensors[op.inputs[0]].type] == "FLOAT16":
+                out.fp16_weights += 1
             if name in COMPUTE:
                 t = types[sg.tensors[op.inputs[0]].type]
                 (out.int8_kernels if t in ("INT8", "UINT8", "INT16") else out.float_kernels)[name] += 1

@@ -3,7 +3,8 @@
 GatherElements and GatherND (with ``batch_dims``) become TFLite's GATHER_ND: GatherElements
 gives every output element a full index vector (its indices on the gathered axis, an iota on
 the others); GatherND's batch dims get an iota leading its index vector. GATHER_ND is emitted as
-the TFL op itself (see `gather_nd`); Gather stays a ``stablehlo.gather`` (GATHER).
+the TFL op itself (see `gather_nd`); Gather stays a ``stablehlo.gather`` (GATHER), except rows of a
+constant 2-D table (an embedding), which become EMBEDDING_LOOKUP.
 
 Negative indices are normalised (``i + dim`` where ``i < 0``) as ONNX allows; an index out of
 range is undefined behaviour in ONNX and is not checked here either.
@@ -72,6 +73,12 @@ def gather(e: Emitter, node, ins, outs):
     else:
         idx = _wrap_negative(e, e.convert(idx, "i32"), e.reshape(e.dim(data, axis), ()))
     out = T(tuple(outs[0].shape), data.type.dtype)
+    if data.const is not None and data.type.rank == 2 and axis == 0 and data.type.dtype in ("f32", "f16"):
+        # a constant table read by rows — an embedding: TFLite's EMBEDDING_LOOKUP, the op LiteRT's
+        # quantizers store in float16 / int8 (a GATHER's table they leave float32)
+        flat = e.reshape_dims(idx, [e.product(e.dims_of(idx))]) if idx.type.rank != 1 else idx
+        rows = e.op("tfl.embedding_lookup", [flat, data], T((flat.type.shape[0], data.type.shape[1]), data.type.dtype))
+        return e.reshape_dims(rows, [*e.dims_of(idx), data.type.shape[1]])
     sizes = [1 if i == axis else d for i, d in enumerate(data.type.shape)]
     if any(d is None for d in sizes):
         # slices of dynamic size: litert-converter 0.5.0 cannot export stablehlo.dynamic_gather,

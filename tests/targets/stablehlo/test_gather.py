@@ -89,3 +89,17 @@ def test_gather_nd_rank5_indices(tmp_path):
         idx = np.stack([rng.integers(-b, b, (b, 1, 1, s)), rng.integers(-s, s, (b, 1, 1, s))], -1)
         feeds.append({"x": _x(b, s), "i": idx})
     compare_with_ort(m, feeds, tmp_path, atol=0, rtol=0)
+
+
+def test_rows_of_a_constant_table_are_an_embedding_lookup(tmp_path):
+    """An embedding (Gather of a constant 2-D table along axis 0, ids at run time, negative ones
+    too) becomes EMBEDDING_LOOKUP, whose table LiteRT's quantizers can store in float16/int8."""
+    from targets.stablehlo import litert
+
+    table = np.random.default_rng(1).standard_normal((100, 16)).astype(np.float32)
+    m = graph_model([helper.make_node("Gather", ["table", "ids"], ["y"], axis=0)],
+                    {"ids": (np.int64, ["batch", 7])}, {"y": np.float32}, {"table": table})
+    ids = np.random.default_rng(2).integers(-100, 100, (3, 7)).astype(np.int64)
+    compare_with_ort(m, [{"ids": ids}, {"ids": ids[:1]}], tmp_path, atol=0)
+    found = litert.inspect(tmp_path / "m.tflite")
+    assert found.ops["EMBEDDING_LOOKUP"] == 1 and "GATHER" not in found.ops, found.ops
