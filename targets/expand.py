@@ -53,15 +53,12 @@ def function_body(node: onnx.NodeProto, version: int, types: dict[str, onnx.Type
     return fn, node
 
 
-def expand_functions(model: ir.Model, lowered: Callable[[ir.Node, dict[str, int]], bool]) -> ir.Model:
-    """`model` with every ai.onnx node `lowered` says no rule takes, and whose op ONNX defines as
-    a function, replaced by that function's body (repeated while bodies hold such nodes)."""
-    from targets.lowering import opsets
-
+def expand_functions(model: ir.Model, lowered: Callable[[ir.Node], bool], version: int) -> ir.Model:
+    """`model` (ai.onnx opset `version`) with every ai.onnx node `lowered` says no rule takes, and
+    whose op ONNX defines as a function, replaced by that function's body (repeated while bodies
+    hold such nodes)."""
     for _ in range(_ROUNDS):
-        versions = opsets(model)
-        version = versions.get("", 0)
-        todo = [i for i, n in enumerate(model.graph) if n.domain in ("", "ai.onnx") and not lowered(n, versions)]
+        todo = [i for i, n in enumerate(model.graph) if n.domain in ("", "ai.onnx") and not lowered(n)]
         if not todo:
             return model
         proto = ir.serde.serialize_model(model)

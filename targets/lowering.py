@@ -158,10 +158,10 @@ def lower_graph(model: ir.Model, backend: Backend) -> Counter:
     body (`targets.expand`)."""
     from targets.expand import expand_functions
 
-    model = infer_missing(expand_functions(model, backend.lowerings.lowers))
+    versions = opsets(model)
+    model = infer_missing(expand_functions(model, lambda n: backend.lowerings.lowers(n, versions), versions.get("", 0)))
     graph = model.graph
     graph.sort()  # the fp16 converter appends its input casts after their readers
-    versions = opsets(model)
     label = backend.lowerings.label
     inputs = [v for v in graph.inputs if v.name not in graph.initializers]
     for v in inputs:

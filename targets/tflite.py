@@ -72,8 +72,6 @@ class TfliteBackend(Backend):
             data = litert.fp16_weights(data)
         (workdir / ENGINE_FILE).write_bytes(data)
         found = litert.inspect(workdir / ENGINE_FILE)
-        if precision == "fp16" and not found.fp16_weights:
-            raise CompilerError(f"the fp16 build stored no float16 weight (compute ops {dict(found.float_kernels)}).")
         if quantized and _quantized_compute(model) and not found.int8_kernels:
             raise CompilerError(f"the int8 build produced no integer kernel (compute ops {dict(found.float_kernels)}).")
         info = {
