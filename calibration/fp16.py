@@ -174,7 +174,7 @@ def _dedupe(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def _run_exposed(model: onnx.ModelProto, names: set[str], feeds: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def run_exposed(model: onnx.ModelProto, names: set[str], feeds: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Values (float64, all feeds concatenated) of the tensors `names` that shape inference can type."""
     m = onnx.ModelProto()
     m.CopyFrom(model)
@@ -199,7 +199,7 @@ def rank_by_error_growth(float_model: onnx.ModelProto, fp16_model: onnx.ModelPro
     fp16_nodes = {n.name for n in fp16_model.graph.node}
     nodes = [n for n in float_model.graph.node if n.name in fp16_nodes and n.name not in kept]
     names = {t for n in nodes for t in list(n.input) + list(n.output) if t}
-    ref, got = _run_exposed(float_model, names, feeds), _run_exposed(fp16_model, names, feeds)
+    ref, got = run_exposed(float_model, names, feeds), run_exposed(fp16_model, names, feeds)
 
     def snr(t: str) -> float:
         if t not in ref or t not in got or ref[t].shape != got[t].shape:

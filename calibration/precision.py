@@ -293,3 +293,67 @@ def fp16(model_path: Path, spec: ModelSpec, profile: TargetProfile, work: Path,
     if fallback_rec is not None:
         stats["fallback"] = fallback_rec
     return PrecisionResult(out, stats, r, float_nodes)
+
+
+def int4(model_path: Path, spec: ModelSpec, profile: TargetProfile, work: Path,
+         log: Callable[[str], None] = lambda s: None, gate: Callable[[Path], Gate] | None = None,
+         golden_feeds: dict | None = None, fallback: bool = True, algorithm: str = "rtn") -> PrecisionResult:
+    """Weight-only int4 (`calibration.int4`): every eligible MatMul weight in 4-bit blocks; if
+    `gate` fails, MatMuls are ranked by the error each adds (on calibration data, else the golden
+    inputs) and the worst return to float until it holds (`fallback.search`)."""
+    from calibration import int4 as int4_mod
+
+    t0 = time.perf_counter()
+    model = onnx.load(str(model_path))
+    _check_keep(spec.keep_float, model)
+    keep = list(spec.keep_float)
+    eligible = int4_mod.candidates(model)
+    if not eligible:
+        raise BadInput(f"int4 quantizes MatMul weights and embedding tables (constant, 2-D, ≥ {int4_mod.MIN_K} rows) and "
+                       f"{spec.name!r} has none; choose another --precision.")
+
+    def build(extra: list[str], path: Path) -> onnx.ModelProto:
+        m = int4_mod.quantize(onnx.load(str(model_path)), algorithm, keep + extra)
+        onnx.save(m, str(path))
+        return m
+
+    out = work / "int4.onnx"
+    first = build([], out)
+    log(f"int4 ({algorithm}, block {int4_mod.BLOCK_SIZE}): {len(eligible) - len(keep)} of {len(eligible)} weight(s) "
+        f"in 4 bits; initializers {int4_mod.weight_bytes(model) / 2**20:.1f} → {int4_mod.weight_bytes(first) / 2**20:.1f} MiB")
+    float_nodes: list[dict[str, Any]] = [{"node": n, "why": "kept in float by keep_float"} for n in keep]
+    fallback_rec = None
+    if gate is not None and not fallback:
+        g = gate(out)
+        log(f"fallback disabled: {'passes' if g.passed else 'fails'} the gate ({g.summary})")
+        fallback_rec = {"passed": g.passed, "disabled": True, "rounds": [{"float_nodes": 0, "passed": g.passed, "summary": g.summary}]}
+    elif gate is not None and not (g := gate(out)).passed:
+        log(f"int4 fails the gate ({g.summary}); ranking MatMuls by the error they add")
+        if spec.calibration is not None:
+            c = spec.calibration
+            feeds = list(checked_batches(c.data, irh.graph_inputs(ir.load(model_path)), c.batch_size * SENSITIVITY_BATCHES,
+                                         c.batch_size))
+        else:
+            feeds = [golden_feeds or {}]
+        ranked = int4_mod.rank(model, first, feeds)
+        result = search(ranked, build, gate, work, log)
+        out = result.model_path
+        float_nodes += [{"node": s.node, "op_type": s.op_type,
+                         "why": f"rank {i + 1} of {len(ranked)} by error added in int4 ({-s.snr_db:.1f} dB of SNR lost "
+                                f"across the {s.op_type}); kept in float so the gate holds"} for i, s in enumerate(result.excluded)]
+        fallback_rec = {"passed": result.passed, "rounds": result.rounds,
+                        "ranking": [{"node": s.node, "op_type": s.op_type, "snr_db_lost": -s.snr_db} for s in ranked[:50]]}
+    final = onnx.load(str(out))
+    stats = {
+        "precision": "int4",
+        "algorithm": algorithm,
+        "block_size": int4_mod.BLOCK_SIZE,
+        "weight_only": True,
+        "matmuls": len(eligible),
+        "float_nodes": float_nodes,
+        "initializer_bytes": {"float": int4_mod.weight_bytes(model), "int4": int4_mod.weight_bytes(final)},
+        "total_seconds": round(time.perf_counter() - t0, 3),
+    }
+    if fallback_rec is not None:
+        stats["fallback"] = fallback_rec
+    return PrecisionResult(out, stats, None, float_nodes)

@@ -60,6 +60,8 @@ COMMON: dict[str, Option] = {
     "intra_op_num_threads": Option(int, 1, "threads the engine runs on when the build verifies it", low=1, high=1024),
     "precision_gate": Option(str, "onnxruntime", "where int8/fp16 fallback decisions are judged",
                              choices=("onnxruntime", "engine")),
+    "int4_algorithm": Option(str, "rtn", "weight-only int4: the library's algorithm (ONNX Runtime's MatMulNBits quantizers)",
+                             choices=("rtn", "hqq")),
 }
 
 

@@ -16,6 +16,7 @@ class Precision(enum.StrEnum):
     FP16 = "fp16"
     BF16 = "bf16"
     INT8 = "int8"
+    INT4 = "int4"  # weight-only: 4-bit MatMul weights, float activations
 
     @property
     def reduced(self) -> bool:

@@ -85,12 +85,20 @@ _INT8 = {
                                  reason="default for int8 logits: confident top-1 kept"),
     OutputKind.EMBEDDING: Tolerance(cosine=0.99, reason="default for int8 embeddings"),
 }
-DEFAULTS: dict[str, dict[OutputKind, Tolerance]] = {"fp32": _FP32, "fp16": _FP16, "bf16": _BF16, "int8": _INT8}
+# int4 (weight-only, issue 30): the bar int8 has — the same decisions kept, embeddings at cos 0.99
+_INT4 = {
+    OutputKind.TENSOR: Tolerance(cosine=0.99, reason="default for int4 (weight-only) tensors"),
+    OutputKind.LOGITS: Tolerance(cosine=0.95, topk_agreement=1.0, min_confidence=0.5,
+                                 reason="default for int4 logits: confident top-1 kept"),
+    OutputKind.EMBEDDING: Tolerance(cosine=0.99, reason="default for int4 embeddings"),
+}
+DEFAULTS: dict[str, dict[OutputKind, Tolerance]] = {"fp32": _FP32, "fp16": _FP16, "bf16": _BF16, "int8": _INT8, "int4": _INT4}
 DEFAULT_METRIC = {
     "fp32": MetricTolerance(0.001, "fp32 may flip at most a near-tie: 0.1 point"),
     "fp16": MetricTolerance(0.002, "default for fp16"),
     "bf16": MetricTolerance(0.005, "default for bf16"),
     "int8": MetricTolerance(0.005, "int8 must stay within 0.5 point of fp32"),
+    "int4": MetricTolerance(0.005, "int4 must stay within 0.5 point of fp32, as int8"),
 }
 
 

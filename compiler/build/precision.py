@@ -37,9 +37,9 @@ from targets.ort import OrtRunner
 
 def run(ctx: BuildContext) -> None:
     p = ctx.precision
-    if ctx.spec.validation is not None and (p in (Precision.INT8, Precision.FP16) or (p.reduced and ctx.avail.can_run)):
+    if ctx.spec.validation is not None and (p in (Precision.INT8, Precision.FP16, Precision.INT4) or (p.reduced and ctx.avail.can_run)):
         ctx.groups = _validation_groups(ctx)
-    if p not in (Precision.INT8, Precision.FP16):
+    if p not in (Precision.INT8, Precision.FP16, Precision.INT4):
         return
     if p is Precision.FP16 and ctx.profile.precision_policy.fp16 == "weights":
         ctx.progress.info("precision: fp16 weights are stored by the backend; the graph stays fp32")
@@ -139,7 +139,12 @@ def _reduce(ctx: BuildContext) -> Reduced:
     gate = _gate(ctx, engine_gate)
     profile, precision = ctx.profile, ctx.precision
     weights_only = profile.quantization is not None and profile.quantization.weights_only
-    if precision is Precision.FP16 or weights_only:
+    if precision is Precision.INT4:
+        with toolchain_step("onnxruntime's MatMulNBits quantizer", "quantize", float_path, CONVERTERS):
+            result = precision_mod.int4(float_path, ctx.spec, profile, work, log=ctx.progress.info, gate=gate,
+                                        golden_feeds=ctx.golden.inputs, fallback=ctx.options.fallback,
+                                        algorithm=profile.option("int4_algorithm", "rtn"))
+    elif precision is Precision.FP16 or weights_only:
         # weight-only int8 (Core ML): the graph runs in fp16 and the backend compresses its weights;
         # the fp16 stage decides what stays fp32, the final parity judges the compressed engine
         with toolchain_step("onnxruntime's float16 converter", "convert", float_path, CONVERTERS):

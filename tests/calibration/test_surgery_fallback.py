@@ -17,6 +17,17 @@ def _run(m: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
     return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
 
 
+def _exact(m: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    from onnx.reference import ReferenceEvaluator
+
+    m2 = onnx.ModelProto()
+    m2.CopyFrom(m)
+    for o in m2.opset_import:  # the evaluator has Q/DQ from 19 on (the same meaning for int8)
+        if o.domain in ("", "ai.onnx"):
+            o.version = max(o.version, 21)
+    return ReferenceEvaluator(m2).run(None, {"image": x})[0]
+
+
 def _qdq(tmp_path, digits_fp32):
     s = load_profile("cpu").quantization
     r = collect(digits_fp32, digits_batches(200), "minmax", s.op_types)
@@ -38,13 +49,16 @@ def test_revert_everything_gives_back_the_float_model(tmp_path, digits_fp32):
 def test_only_one_node_quantized_lies_between_float_and_full(tmp_path, digits_fp32):
     f, q, nodes = _qdq(tmp_path, digits_fp32)
     x = next(digits_batches(32))["image"]
-    ref, full = _run(f, x), _run(q, x)
     one = surgery.only(f, q, nodes[0])
     dq_consumers = {c.name for c in one.graph.node for i in c.input
                     if any(d.op_type == "DequantizeLinear" and i in d.output for d in one.graph.node)}
     assert nodes[0] in dq_consumers and not (set(nodes[1:]) & dq_consumers)
-    err_one, err_full = np.abs(_run(one, x) - ref).max(), np.abs(full - ref).max()
-    assert 0 < err_one <= err_full
+    # judged with the QDQ graphs' exact meaning (ONNX's reference evaluator): ONNX Runtime's int8
+    # kernels on an AVX2 host without VNNI saturate u8·s8 pair sums, which made the first conv
+    # alone look as bad as the whole model (max error 2.218 against 2.204 there)
+    ref, full, alone = _exact(f, x), _exact(q, x), _exact(one, x)
+    err_one, err_full = np.abs(alone - ref).max(), np.abs(full - ref).max()
+    assert 0 < err_one <= err_full, (err_one, err_full)
 
 
 def test_sensitivity_ranks_every_quantized_node(tmp_path, digits_fp32):
