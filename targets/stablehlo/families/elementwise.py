@@ -214,5 +214,6 @@ def mod(e: Emitter, node, ins, outs):
     if not node.attributes.get_int("fmod", 0) or a.type.dtype.startswith("ui"):
         return m
     zero = e.scalar(0, a.type.dtype)
-    fix = e.binary("and", e.compare("NE", m, zero), e.compare("NE", e.compare("LT", m, zero), e.compare("LT", a, zero)))  # TFLite has no LOGICAL_XOR
+    signs_differ = e.compare("NE", e.compare("LT", m, zero), e.compare("LT", a, zero))  # TFLite has no LOGICAL_XOR
+    fix = e.binary("and", e.compare("NE", m, zero), signs_differ)
     return e.binary("subtract", m, e.binary("multiply", b, e.convert(fix, a.type.dtype)))
