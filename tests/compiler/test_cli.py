@@ -93,8 +93,8 @@ def test_unknown_target_lists_known(tmp_path, tiny_onnx, capsys):
 
 def test_unsupported_precision(tmp_path, tiny_onnx, capsys):
     model, golden = tiny_onnx
-    code, _ = _build(tmp_path, "--model", str(model), "--target", "cpu", "--precision", "int4", "--golden", str(golden))
-    assert code == 2 and "unknown precision 'int4'" in capsys.readouterr().err
+    code, _ = _build(tmp_path, "--model", str(model), "--target", "cpu", "--precision", "int3", "--golden", str(golden))
+    assert code == 2 and "unknown precision 'int3'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

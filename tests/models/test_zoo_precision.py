@@ -110,9 +110,11 @@ def test_best_installs_the_fastest_passing_precision(tmp_path, capsys):
     assert capsys.readouterr().err.count("sample(s) judge each candidate") == 1
     manifest = json.loads((out / "manifest.json").read_text())
     best = manifest["best"]
-    assert [c["precision"] for c in best["candidates"]] == ["fp32", "fp16", "int8"]
+    assert [c["precision"] for c in best["candidates"]] == ["fp32", "fp16", "int8", "int4"]
     # per candidate: validation accuracy in the engine, precision map, float nodes and why, build time
-    fp32, fp16, int8 = best["candidates"]
+    fp32, fp16, int8, int4 = best["candidates"]
+    # the digits CNN's classifier is a Gemm: int4 (MatMul weights and tables) has nothing to take
+    assert not int4["passed"] and "has none" in " ".join(int4["failures"])
     assert "validation_cosine" not in fp32 and fp32["precision_map"] == "fp32 graph"
     for c in (fp16, int8):
         assert list(c["validation_cosine"]) == ["all"] and c["validation_cosine"]["all"] >= 0.99
