@@ -252,32 +252,16 @@ def fp16(model_path: Path, spec: ModelSpec, profile: TargetProfile, work: Path,
     log(f"fp16: {len(keep)} node(s) kept in fp32 (range analysis, keep_float, what ONNX Runtime cannot run in fp16); "
         f"ops kept by policy: {list(policy.keep_fp32_ops)}")
     float_nodes: list[dict[str, Any]] = [{"node": n, "why": why} for n, why in keep.items()]
-    fallback_rec = None
-    if gate is not None and not fallback:
-        g = gate(out)
-        log(f"fallback disabled: {'passes' if g.passed else 'fails'} the gate ({g.summary})")
-        fallback_rec = {"passed": g.passed, "disabled": True, "rounds": [{"float_nodes": 0, "passed": g.passed, "summary": g.summary}]}
-    elif gate is not None and not (g := gate(out)).passed:
-        log(f"fp16 fails the gate after range analysis ({g.summary}); ranking nodes by the error they add")
-        if spec.calibration is not None:
-            c = spec.calibration
-            feeds = list(checked_batches(c.data, inputs, c.batch_size * SENSITIVITY_BATCHES, c.batch_size))
-        else:
-            feeds = [golden_feeds or {}]
-        ranked = fp16_mod.rank_by_error_growth(model, first, set(keep), feeds)
 
-        def build(extra: list[str], path: Path) -> onnx.ModelProto:
-            m = fp16_mod.convert(onnx.load(str(model_path)), policy, list(keep) + extra)  # `keep` runs in ORT
-            onnx.save(m, str(path))
-            return m
+    def build(extra: list[str], path: Path) -> onnx.ModelProto:
+        m = fp16_mod.convert(onnx.load(str(model_path)), policy, list(keep) + extra)  # `keep` runs in ORT
+        onnx.save(m, str(path))
+        return m
 
-        result = search(ranked, build, gate, work, log)
-        out = result.model_path
-        float_nodes += [{"node": s.node, "op_type": s.op_type,
-                         "why": f"rank {i + 1} of {len(ranked)} by error added in fp16 ({-s.snr_db:.1f} dB of SNR lost "
-                                "across the node); kept in fp32 so the gate holds"} for i, s in enumerate(result.excluded)]
-        fallback_rec = {"passed": result.passed, "rounds": result.rounds,
-                    "ranking": [{"node": s.node, "op_type": s.op_type, "snr_db_lost": -s.snr_db} for s in ranked[:50]]}
+    out, fell_back, fallback_rec = _judge(
+        out, gate, fallback, build, lambda feeds: fp16_mod.rank_by_error_growth(model, first, set(keep), feeds),
+        _ranking_feeds(spec, inputs, golden_feeds), work, log, "fp16", "after range analysis", "node", "fp32")
+    float_nodes += fell_back
     stats = {
         "precision": "fp16",
         "calibrator": "minmax" if r is not None else None,
@@ -322,27 +306,10 @@ def int4(model_path: Path, spec: ModelSpec, profile: TargetProfile, work: Path,
     log(f"int4 ({algorithm}, block {int4_mod.BLOCK_SIZE}): {len(eligible) - len(keep)} of {len(eligible)} weight(s) "
         f"in 4 bits; initializers {int4_mod.weight_bytes(model) / 2**20:.1f} → {int4_mod.weight_bytes(first) / 2**20:.1f} MiB")
     float_nodes: list[dict[str, Any]] = [{"node": n, "why": "kept in float by keep_float"} for n in keep]
-    fallback_rec = None
-    if gate is not None and not fallback:
-        g = gate(out)
-        log(f"fallback disabled: {'passes' if g.passed else 'fails'} the gate ({g.summary})")
-        fallback_rec = {"passed": g.passed, "disabled": True, "rounds": [{"float_nodes": 0, "passed": g.passed, "summary": g.summary}]}
-    elif gate is not None and not (g := gate(out)).passed:
-        log(f"int4 fails the gate ({g.summary}); ranking MatMuls by the error they add")
-        if spec.calibration is not None:
-            c = spec.calibration
-            feeds = list(checked_batches(c.data, irh.graph_inputs(ir.load(model_path)), c.batch_size * SENSITIVITY_BATCHES,
-                                         c.batch_size))
-        else:
-            feeds = [golden_feeds or {}]
-        ranked = int4_mod.rank(model, first, feeds)
-        result = search(ranked, build, gate, work, log)
-        out = result.model_path
-        float_nodes += [{"node": s.node, "op_type": s.op_type,
-                         "why": f"rank {i + 1} of {len(ranked)} by error added in int4 ({-s.snr_db:.1f} dB of SNR lost "
-                                f"across the {s.op_type}); kept in float so the gate holds"} for i, s in enumerate(result.excluded)]
-        fallback_rec = {"passed": result.passed, "rounds": result.rounds,
-                        "ranking": [{"node": s.node, "op_type": s.op_type, "snr_db_lost": -s.snr_db} for s in ranked[:50]]}
+    out, fell_back, fallback_rec = _judge(
+        out, gate, fallback, build, lambda feeds: int4_mod.rank(model, first, feeds),
+        _ranking_feeds(spec, irh.graph_inputs(ir.load(model_path)), golden_feeds), work, log, "int4", "", "weight", "float")
+    float_nodes += fell_back
     final = onnx.load(str(out))
     stats = {
         "precision": "int4",
@@ -357,3 +324,40 @@ def int4(model_path: Path, spec: ModelSpec, profile: TargetProfile, work: Path,
     if fallback_rec is not None:
         stats["fallback"] = fallback_rec
     return PrecisionResult(out, stats, None, float_nodes)
+
+
+def _ranking_feeds(spec: ModelSpec, inputs: list[irh.TensorInfo], golden_feeds: dict | None) -> Callable[[], list[dict]]:
+    """What the fallback ranks nodes on: calibration data, else the golden inputs (read only if needed)."""
+    def feeds() -> list[dict]:
+        if spec.calibration is None:
+            return [golden_feeds or {}]
+        c = spec.calibration
+        return list(checked_batches(c.data, inputs, c.batch_size * SENSITIVITY_BATCHES, c.batch_size))
+    return feeds
+
+
+def _judge(out: Path, gate: Callable[[Path], Gate] | None, fallback: bool, build: Callable[[list[str], Path], onnx.ModelProto],
+           rank: Callable[[list[dict]], list], feeds: Callable[[], list[dict]], work: Path, log: Callable[[str], None],
+           precision: str, stage: str, unit: str, kept_in: str) -> tuple[Path, list[dict[str, Any]], dict | None]:
+    """The gate on the reduced model `out`; if it fails (and fallback is on), nodes ranked by the
+    error they add return to `kept_in` until it holds (`fallback.search`). Returns the model, the
+    nodes returned with why, and the fallback record for the stats."""
+    if gate is None:
+        return out, [], None
+    if not fallback:
+        g = gate(out)
+        log(f"fallback disabled: {'passes' if g.passed else 'fails'} the gate ({g.summary})")
+        return out, [], {"passed": g.passed, "disabled": True, "rounds": [{"float_nodes": 0, "passed": g.passed, "summary": g.summary}]}
+    g = gate(out)
+    if g.passed:
+        return out, [], None
+    log(f"{precision} fails the gate{' ' + stage if stage else ''} ({g.summary}); ranking {unit}s by the error they add")
+    ranked = rank(feeds())
+    result = search(ranked, build, gate, work, log)
+    returned = [{"node": s.node, "op_type": s.op_type,
+                 "why": f"rank {i + 1} of {len(ranked)} by error added in {precision} ({-s.snr_db:.1f} dB of SNR lost "
+                        f"across the {s.op_type if unit == 'weight' else 'node'}); kept in {kept_in} so the gate holds"}
+                for i, s in enumerate(result.excluded)]
+    record = {"passed": result.passed, "rounds": result.rounds,
+              "ranking": [{"node": s.node, "op_type": s.op_type, "snr_db_lost": -s.snr_db} for s in ranked[:50]]}
+    return result.model_path, returned, record
