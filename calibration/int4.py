@@ -20,9 +20,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from calibration.fp16 import run_exposed
-from calibration.sensitivity import NodeSensitivity
-from compiler.verify import SNR_CAP_DB, snr_db
+from calibration.sensitivity import NodeSensitivity, loss_across
 
 ALGORITHMS = ("rtn", "hqq")
 BLOCK_SIZE = 32  # ORT's MatMulNBits block (16…256, a power of 2); 32 keeps MiniLM-sized layers accurate
@@ -92,20 +90,9 @@ def quantize(model: onnx.ModelProto, algorithm: str, exclude: list[str], block_s
 
 
 def rank(float_model: onnx.ModelProto, int4_model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]]) -> list[NodeSensitivity]:
-    """Quantized MatMuls (by their float model's name), worst first: the SNR (dB) each loses
-    between its input and its output against the float model on `feeds` (the fp16 ranking's
-    measure, matched by output tensor: the quantizer renames the node, not its output)."""
-    kept = {n.name for n in int4_model.graph.node}
-    nodes = [n for n in candidates(float_model) if n.name not in kept]
-    names = {t for n in nodes for t in (_activation(n), n.output[0])}
-    ref, got = run_exposed(float_model, names, feeds), run_exposed(int4_model, names, feeds)
-
-    def snr(t: str) -> float:
-        if t not in ref or t not in got or ref[t].shape != got[t].shape:
-            return SNR_CAP_DB
-        return snr_db(ref[t], got[t])
-
-    ranked = [NodeSensitivity(n.name, n.op_type, -round(max(snr(_activation(n)) - snr(n.output[0]), 0.0), 3)) for n in nodes]
+    """Quantized MatMuls and tables (by their float model's name), worst first, by the SNR each
+    loses across itself (`sensitivity.loss_across`)."""
+    ranked = loss_across(float_model, int4_model, candidates(float_model), _activation, feeds)
     # tables last: a Gather's indices are exact, so its loss is measured from the 200 dB cap and
     # would rank it first, though its rows add little (MiniLM, golden: min row cosine 0.9801 with
     # the table in int4 against 0.9817 without) and it is most of the bytes int4 saves

@@ -326,6 +326,50 @@ def int4(model_path: Path, spec: ModelSpec, profile: TargetProfile, work: Path,
     return PrecisionResult(out, stats, None, float_nodes)
 
 
+def int8_dynamic(model_path: Path, spec: ModelSpec, profile: TargetProfile, work: Path,
+                 log: Callable[[str], None] = lambda s: None, gate: Callable[[Path], Gate] | None = None,
+                 golden_feeds: dict | None = None, fallback: bool = True) -> PrecisionResult:
+    """Dynamic int8 (`calibration.dynamic`): every MatMul with a constant weight gets int8 weights
+    per channel and activations quantized at run time; if `gate` fails, MatMuls are ranked by the
+    error each adds and the worst return to float until it holds (`fallback.search`)."""
+    from calibration import dynamic
+
+    t0 = time.perf_counter()
+    model = onnx.load(str(model_path))
+    _check_keep(spec.keep_float, model)
+    keep = list(spec.keep_float)
+    eligible = dynamic.candidates(model)
+    if not eligible:
+        raise BadInput(f"int8-dynamic quantizes MatMuls with a constant 2-D weight and {spec.name!r} has none; "
+                       "choose another --precision (int8 quantizes Conv too, with calibration data).")
+
+    def build(extra: list[str], path: Path) -> onnx.ModelProto:
+        return dynamic.quantize(model_path, path, keep + extra)
+
+    out = work / "int8_dynamic.onnx"
+    first = build([], out)
+    log(f"int8-dynamic: {len(eligible) - len(keep)} of {len(eligible)} MatMul(s) with int8 weights per channel, "
+        "activations quantized at run time")
+    float_nodes: list[dict[str, Any]] = [{"node": n, "why": "kept in float by keep_float"} for n in keep]
+    out, fell_back, fallback_rec = _judge(
+        out, gate, fallback, build, lambda feeds: dynamic.rank(model, first, feeds),
+        _ranking_feeds(spec, irh.graph_inputs(ir.load(model_path)), golden_feeds), work, log, "int8-dynamic", "",
+        "weight", "float")
+    float_nodes += fell_back
+    stats = {
+        "precision": "int8-dynamic",
+        "scheme": {"weights": "int8, symmetric, per output channel", "activations": "int8 per tensor, range of each "
+                   "run's own batch (DynamicQuantizeLinear)", "op_types": list(dynamic.OPS)},
+        "matmuls": len(eligible),
+        "quantized_nodes": len(eligible) - len(float_nodes),
+        "float_nodes": float_nodes,
+        "total_seconds": round(time.perf_counter() - t0, 3),
+    }
+    if fallback_rec is not None:
+        stats["fallback"] = fallback_rec
+    return PrecisionResult(out, stats, None, float_nodes)
+
+
 def _ranking_feeds(spec: ModelSpec, inputs: list[irh.TensorInfo], golden_feeds: dict | None) -> Callable[[], list[dict]]:
     """What the fallback ranks nodes on: calibration data, else the golden inputs (read only if needed)."""
     def feeds() -> list[dict]:

@@ -17,6 +17,7 @@ class Precision(enum.StrEnum):
     BF16 = "bf16"
     INT8 = "int8"
     INT4 = "int4"  # weight-only: 4-bit MatMul weights, float activations
+    INT8_DYNAMIC = "int8-dynamic"  # int8 MatMul weights, activations quantized at run time (no calibration)
 
     @property
     def reduced(self) -> bool:
@@ -33,3 +34,8 @@ class Precision(enum.StrEnum):
 
 
 PRECISIONS = tuple(p.value for p in Precision)
+# what the precision stage rewrites the graph for (the rest are the backend's choice of kernels)
+GRAPH_REDUCED = (Precision.INT8, Precision.FP16, Precision.INT4, Precision.INT8_DYNAMIC)
+# whose tolerances a precision is judged by where tolerances.toml has no section of its own:
+# dynamic int8 makes the same promise as static int8
+JUDGED_AS = {Precision.INT8_DYNAMIC: Precision.INT8}

@@ -77,12 +77,18 @@ def render(manifest: dict[str, Any], parity: ParityReport | None) -> str:
     if m.get("best"):
         b = m["best"]
         lines += ["", f"## Precision choice: {b['chosen'] or 'none passed'} ({b['criterion']})", "",
-                  f"| precision | passed | p50 ms ({b.get('bench_shapes', 'not measured')}) | validation, in the engine "
-                  "(min cosine) | precision map | build s |",
-                  "|---|---|---|---|---|---|"]
-        lines += [f"| {c['precision']} | {'yes' if c['passed'] else 'no: ' + '; '.join(c['failures'])} | {_fmt(c.get('p50_ms'))} | "
+                  f"| precision | passed | p50 ms ({b.get('bench_shapes', 'not measured')}) [95 % interval] | min cosine "
+                  "| validation, in the engine (min cosine) | engine MB | precision map | build s |",
+                  "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {c['precision']} | {'yes' if c['passed'] else 'no: ' + '; '.join(c['failures'])} | {_fmt(c.get('p50_ms'))}"
+                  + (f" [{_fmt(c['p50_ci95_ms'][0])}, {_fmt(c['p50_ci95_ms'][1])}]" if c.get("p50_ci95_ms") else "")
+                  + f" | {_fmt(c.get('accuracy'))} | "
                   + (", ".join(f"{g} {v:.5f}" for g, v in c["validation_cosine"].items()) if c.get("validation_cosine") else "–")
+                  + f" | {_fmt(None if c.get('engine_bytes') is None else round(c['engine_bytes'] / 1e6, 2))}"
                   + f" | {c.get('precision_map', '–')} | {_fmt(c.get('build_seconds'))} |" for c in b["candidates"]]
+        if len(b.get("tied_with_fastest") or []) > 1:
+            lines += ["", f"Within noise of the fastest (intervals overlap): {', '.join(b['tied_with_fastest'])}; "
+                      f"{b['chosen']} is the most accurate of them."]
         why = [(c["precision"], n) for c in b["candidates"] for n in c.get("float_nodes", [])]
         if why:
             lines += ["", "Nodes each candidate keeps in float, and why:", ""]

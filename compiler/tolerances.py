@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.errors import BadInput
-from compiler.precision import PRECISIONS, Precision
+from compiler.precision import JUDGED_AS, PRECISIONS, Precision
 from compiler.spec import OutputKind
 from compiler.tomlschema import Table, load_toml
 
@@ -92,13 +92,15 @@ _INT4 = {
                                  reason="default for int4 logits: confident top-1 kept"),
     OutputKind.EMBEDDING: Tolerance(cosine=0.99, reason="default for int4 embeddings"),
 }
-DEFAULTS: dict[str, dict[OutputKind, Tolerance]] = {"fp32": _FP32, "fp16": _FP16, "bf16": _BF16, "int8": _INT8, "int4": _INT4}
+DEFAULTS: dict[str, dict[OutputKind, Tolerance]] = {"fp32": _FP32, "fp16": _FP16, "bf16": _BF16, "int8": _INT8, "int4": _INT4,
+                                                    "int8-dynamic": _INT8}
 DEFAULT_METRIC = {
     "fp32": MetricTolerance(0.001, "fp32 may flip at most a near-tie: 0.1 point"),
     "fp16": MetricTolerance(0.002, "default for fp16"),
     "bf16": MetricTolerance(0.005, "default for bf16"),
     "int8": MetricTolerance(0.005, "int8 must stay within 0.5 point of fp32"),
     "int4": MetricTolerance(0.005, "int4 must stay within 0.5 point of fp32, as int8"),
+    "int8-dynamic": MetricTolerance(0.005, "int8-dynamic must stay within 0.5 point of fp32, as int8"),
 }
 
 
@@ -110,11 +112,20 @@ class Tolerances:
     metric: dict[str, MetricTolerance] = dataclasses.field(default_factory=dict)
 
     def for_output(self, precision: str, name: str, kind: OutputKind) -> Tolerance:
+        precision = self._section(precision)
         per = self.overrides.get(precision, {})
         return per.get(name) or per.get("") or DEFAULTS[precision][kind]
 
     def for_metric(self, precision: str) -> MetricTolerance:
+        precision = self._section(precision)
         return self.metric.get(precision) or DEFAULT_METRIC[precision]
+
+    def _section(self, precision: str) -> str:
+        """The precision's own section, else that of the precision it is judged as (JUDGED_AS)."""
+        alias = JUDGED_AS.get(precision)
+        if alias is None or precision in self.overrides or precision in self.metric:
+            return precision
+        return str(alias)
 
 
 def load(path: Path) -> Tolerances:

@@ -29,7 +29,7 @@ from compiler.errors import ToolchainRefused
 from compiler.toolchain import toolchain_step
 from compiler.cache import Entry, cached, keys
 from compiler.parity import check_parity, tolerance_of, variant_parity
-from compiler.precision import Precision
+from compiler.precision import GRAPH_REDUCED, Precision
 from compiler.verify import ParityReport
 from targets.base import Backend
 from targets.ort import OrtRunner
@@ -37,9 +37,9 @@ from targets.ort import OrtRunner
 
 def run(ctx: BuildContext) -> None:
     p = ctx.precision
-    if ctx.spec.validation is not None and (p in (Precision.INT8, Precision.FP16, Precision.INT4) or (p.reduced and ctx.avail.can_run)):
+    if ctx.spec.validation is not None and (p in GRAPH_REDUCED or (p.reduced and ctx.avail.can_run)):
         ctx.groups = _validation_groups(ctx)
-    if p not in (Precision.INT8, Precision.FP16, Precision.INT4):
+    if p not in GRAPH_REDUCED:
         return
     if p is Precision.FP16 and ctx.profile.precision_policy.fp16 == "weights":
         ctx.progress.info("precision: fp16 weights are stored by the backend; the graph stays fp32")
@@ -139,7 +139,11 @@ def _reduce(ctx: BuildContext) -> Reduced:
     gate = _gate(ctx, engine_gate)
     profile, precision = ctx.profile, ctx.precision
     weights_only = profile.quantization is not None and profile.quantization.weights_only
-    if precision is Precision.INT4:
+    if precision is Precision.INT8_DYNAMIC:
+        with toolchain_step("onnxruntime's dynamic quantizer", "quantize", float_path, CONVERTERS):
+            result = precision_mod.int8_dynamic(float_path, ctx.spec, profile, work, log=ctx.progress.info, gate=gate,
+                                                golden_feeds=ctx.golden.inputs, fallback=ctx.options.fallback)
+    elif precision is Precision.INT4:
         with toolchain_step("onnxruntime's MatMulNBits quantizer", "quantize", float_path, CONVERTERS):
             result = precision_mod.int4(float_path, ctx.spec, profile, work, log=ctx.progress.info, gate=gate,
                                         golden_feeds=ctx.golden.inputs, fallback=ctx.options.fallback,

@@ -17,7 +17,7 @@ from compiler.build.context import BuildContext, BuildOptions
 from compiler.cache import Cache
 from compiler.errors import BadInput, ToolchainMissing
 from compiler.passes import get_pipeline
-from compiler.precision import Precision
+from compiler.precision import GRAPH_REDUCED, Precision
 from compiler.profile import TargetProfile
 from compiler.progress import Progress
 from compiler.spec import ModelSpec
@@ -44,7 +44,7 @@ def resolve_spec(model: str | ModelSpec, profile: TargetProfile, precision: Prec
             f"or add a [calibration] table to {toml or 'a spec TOML'}; or choose another --precision "
             f"(target {profile.name!r} allows {', '.join(profile.precisions)})."
         )
-    if spec.calibration is not None and precision in (Precision.INT8, Precision.FP16, Precision.INT4):
+    if spec.calibration is not None and precision in GRAPH_REDUCED:
         spec.calibration.data.check()  # a mistyped factory is named now, not after the export
     if opts.exporter is not None:
         spec = dataclasses.replace(spec, export=dataclasses.replace(spec.export, exporter=spec_mod.Exporter(opts.exporter)))

@@ -79,7 +79,7 @@ def test_best_with_every_candidate_failing_is_exit_1_with_the_artifact_kept(tmp_
     manifest = _strict_json(out / "manifest.json")
     assert manifest["status"] == "failed" and manifest["precision"] == "fp32"  # cpu's default
     assert manifest["best"]["chosen"] is None and manifest["best"]["installed"] == "fp32"
-    assert {c["precision"] for c in manifest["best"]["candidates"]} == {"fp32", "fp16", "int8", "int4"}
+    assert {c["precision"] for c in manifest["best"]["candidates"]} == {"fp32", "fp16", "int8", "int8-dynamic", "int4"}
     assert not any(c["passed"] for c in manifest["best"]["candidates"])
     assert _strict_json(out / "parity.json")["passed"] is False
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
