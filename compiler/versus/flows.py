@@ -20,7 +20,7 @@ from compiler import torch_model
 from compiler.errors import BadInput
 
 # Ours: (target, precision) built per model. android's LiteRT runs here (XNNPACK), so it is measured too.
-OURS = (("cpu", "fp32"), ("cpu", "int8"), ("intel", "fp32"), ("intel", "bf16"), ("intel", "fp16"), ("intel", "int8"),
+OURS = (("cpu", "fp32"), ("cpu", "int8"), ("cpu", "int8-dynamic"), ("intel", "fp32"), ("intel", "bf16"), ("intel", "fp16"), ("intel", "int8"),
         ("android", "int8"))
 
 

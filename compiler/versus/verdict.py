@@ -12,7 +12,7 @@ from typing import Any
 # executes bf16 on this CPU), or int8. An fp32 artifact is not a loss against an int8 flow that
 # happens to keep a saturated metric (64/64 digits): `--precision best` is where precisions compete.
 PRECISION_CLASS = {"fp32": "fp32", "f32": "fp32", "bf16": "16-bit float", "fp16": "16-bit float", "f16": "16-bit float",
-                   "int8": "int8"}
+                   "int8": "int8", "int8-dynamic": "int8"}
 
 
 def dominated(rows: list[dict[str, Any]], batches: list[int]) -> list[dict[str, Any]]:
