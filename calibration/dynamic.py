@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from calibration.sensitivity import NodeSensitivity, loss_across
+from calibration.sensitivity import NodeSensitivity
+from calibration.weight_loss import loss_across
 
 OPS = ("MatMul",)  # ORT's integer-op registry has no Gemm; Conv (ConvInteger) runs slower than float on CPU
 

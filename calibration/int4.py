@@ -20,7 +20,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from calibration.sensitivity import NodeSensitivity, loss_across
+from calibration.sensitivity import NodeSensitivity
+from calibration.weight_loss import loss_across
 
 ALGORITHMS = ("rtn", "hqq")
 BLOCK_SIZE = 32  # ORT's MatMulNBits block (16…256, a power of 2); 32 keeps MiniLM-sized layers accurate
@@ -91,7 +92,7 @@ def quantize(model: onnx.ModelProto, algorithm: str, exclude: list[str], block_s
 
 def rank(float_model: onnx.ModelProto, int4_model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]]) -> list[NodeSensitivity]:
     """Quantized MatMuls and tables (by their float model's name), worst first, by the SNR each
-    loses across itself (`sensitivity.loss_across`)."""
+    loses across itself (`weight_loss.loss_across`)."""
     ranked = loss_across(float_model, int4_model, candidates(float_model), _activation, feeds)
     # tables last: a Gather's indices are exact, so its loss is measured from the 200 dB cap and
     # would rank it first, though its rows add little (MiniLM, golden: min row cosine 0.9801 with
