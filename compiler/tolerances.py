@@ -168,6 +168,8 @@ def render(outputs: dict[str, OutputKind], with_metric: bool) -> str:
         "",
     ]
     for precision in PRECISIONS:
+        if precision in JUDGED_AS:  # judged by its alias's section (an edit there applies to both)
+            continue
         for name, kind in outputs.items():
             tol = DEFAULTS[precision][kind]
             lines.append(f'[{precision}."{name}"]')

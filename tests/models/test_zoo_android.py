@@ -14,7 +14,7 @@ from tests.models.conftest import build
 CNNS = ["digits-cnn", "efficientnet-lite0"]
 
 
-@pytest.mark.parametrize("name", CNNS)
+@pytest.mark.parametrize("name", ["digits-cnn", pytest.param("efficientnet-lite0", marks=pytest.mark.slow)])  # ≈ 27 s
 def test_android_fp32_parity_with_both_kernel_sets(tmp_path, name):
     code, out, manifest = build(tmp_path, name, "android", "fp32")
     assert code == 0
@@ -72,6 +72,7 @@ def test_android_fp16_stores_float16_weights_and_verifies(tmp_path, name):
         assert parity["validation"] and all(g["passed"] for g in parity["validation"].values())
 
 
+@pytest.mark.slow  # ≈ 28 s; android int8/fp16 of MiniLM are slow tests too
 def test_android_minilm_fp32(tmp_path):
     """MiniLM (GatherElements / GatherND of the exported mask and position ids, dynamic batch and
     sequence) at fp32: cosine ≥ 0.9999 on both kernel sets."""

@@ -51,6 +51,7 @@ def test_rpi_without_cross_compiler_exits_3_naming_it(tmp_path, monkeypatch, cap
     assert "aarch64-linux-gnu-gcc" in capsys.readouterr().err and not out.exists()
 
 
+@pytest.mark.slow  # ≈ 22 s of LLVM; the digits CNN and rpi tests run TVM in the default suite
 def test_tvm_x86_efficientnet_parity(tmp_path):
     out = tmp_path / "tvm"
     assert main(["build", "--quiet", "--model", "efficientnet-lite0", "--target", "tvm-x86", "--out", str(out)]) == 0

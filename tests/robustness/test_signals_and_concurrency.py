@@ -76,8 +76,13 @@ def _holds_valid_artifact(out: Path) -> str:
     return json.loads((out / "manifest.json").read_text())["precision"]
 
 
-@pytest.mark.parametrize("stage", STAGES)
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+# Every stage meets each signal once in the default run (≈ 10 s a case); the other half is slow.
+_TERMINATE = [pytest.param(sig, stage, id=f"{sig.name}-{stage}",
+                           marks=() if (sig is signal.SIGTERM) == (stage in ("precision", "compile")) else pytest.mark.slow)
+              for sig in (signal.SIGTERM, signal.SIGINT) for stage in STAGES]
+
+
+@pytest.mark.parametrize("sig, stage", _TERMINATE)
 def test_terminate_at_each_stage_is_clean(previous, tmp_path, capsys, stage, sig):
     out = _fresh(previous, tmp_path)
     scratch = tmp_path / "tmpdir"
@@ -94,7 +99,10 @@ def test_terminate_at_each_stage_is_clean(previous, tmp_path, capsys, stage, sig
     assert _leftovers(out) == [] and _scratch_left(scratch) == []
 
 
-@pytest.mark.parametrize("stage", STAGES)
+# the stages whose kill leaves the most behind (scratch of a quantizer, a half-written engine) run
+# by default; frontend and passes (≈ 20 s each) in the slow run
+@pytest.mark.parametrize("stage", [pytest.param(s, marks=() if s in ("precision", "compile") else pytest.mark.slow)
+                                   for s in STAGES])
 def test_sigkill_at_each_stage_leaves_a_valid_artifact_and_the_next_run_cleans(previous, tmp_path, stage):
     out = _fresh(previous, tmp_path)
     scratch = tmp_path / "tmpdir"

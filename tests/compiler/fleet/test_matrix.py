@@ -185,6 +185,8 @@ def test_ctrl_c_stops_the_matrix_keeps_installed_rows_and_exits_130(tmp_path):
     assert leftovers == []
 
 
+# slow: ≈ 60 s; the cache-hit path is covered by test_the_same_fleet_again_is_served_from_the_cache
+@pytest.mark.slow
 def test_changing_one_models_weights_rebuilds_only_its_rows(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
