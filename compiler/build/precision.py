@@ -41,8 +41,9 @@ def run(ctx: BuildContext) -> None:
         ctx.groups = _validation_groups(ctx)
     if p not in GRAPH_REDUCED:
         return
-    if p is Precision.FP16 and ctx.profile.precision_policy.fp16 == "weights":
-        ctx.progress.info("precision: fp16 weights are stored by the backend; the graph stays fp32")
+    policy = ctx.profile.precision_policy
+    if (p is Precision.FP16 and policy.fp16 == "weights") or (p is Precision.INT8_DYNAMIC and policy.int8_dynamic == "weights"):
+        ctx.progress.info(f"precision: {p} weights are stored by the backend; the graph stays fp32")
         return
     def compute() -> tuple[Reduced, Entry]:
         with ctx.progress.step(f"precision: {p}"):

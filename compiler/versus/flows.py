@@ -20,8 +20,8 @@ from compiler import torch_model
 from compiler.errors import BadInput
 
 # Ours: (target, precision) built per model. android's LiteRT runs here (XNNPACK), so it is measured too.
-OURS = (("cpu", "fp32"), ("cpu", "int8"), ("cpu", "int8-dynamic"), ("intel", "fp32"), ("intel", "bf16"), ("intel", "fp16"), ("intel", "int8"),
-        ("android", "int8"))
+OURS = (("cpu", "fp32"), ("cpu", "int8"), ("cpu", "int8-dynamic"), ("intel", "fp32"), ("intel", "bf16"), ("intel", "fp16"),
+        ("intel", "int8"), ("android", "int8"))
 
 
 @dataclass
@@ -135,17 +135,18 @@ def by_hand_flows(spec: spec_mod.ModelSpec, raw: Path, work: Path, transformer: 
     return flows
 
 
-def our_flows(model: str, out: Path, ours: tuple[tuple[str, str], ...], log: Callable[[str], None]
+def our_flows(model: str, name: str, out: Path, ours: tuple[tuple[str, str], ...], log: Callable[[str], None]
               ) -> tuple[list[Flow], list[str]]:
     """Our artifacts as flows, and a line for each one not measured: it did not build, or it
-    failed its gate (a user would not deploy it, so it does not compete)."""
+    failed its gate (a user would not deploy it, so it does not compete). `model` is the SPEC as
+    given (a zoo name or a user's spec path), `name` the model's name."""
     from compiler.artifact.read import load_artifact
     from compiler.build import BuildOptions
     from compiler.build import run as build
 
     flows, not_measured = [], []
     for target, precision in ours:
-        directory = out / f"{model}-{target}-{precision}"
+        directory = out / f"{name}-{target}-{precision}"
         log(f"ours: build {model} --target {target} --precision {precision}")
         t0 = time.perf_counter()
         try:

@@ -38,7 +38,7 @@ def run(model: str, out: Path, batches: list[int], iters: int, warmup: int, ours
         raw = work / "raw.onnx"
         ir.save(fe.model, raw)
         transformer = sum(n.op_type in ("MatMul", "Gemm") for n in fe.model.graph) > sum(n.op_type == "Conv" for n in fe.model.graph)
-        ours_measured, not_measured = our_flows(spec.name, out, ours, log)
+        ours_measured, not_measured = our_flows(model, spec.name, out, ours, log)
         flows = [eager_flow(spec), *by_hand_flows(spec, raw, work, transformer, log), *ours_measured]
         eager = flows[0]
         reference = {g: [eager.run(f) for f in feeds] for g, feeds in held.groups.items()}

@@ -76,6 +76,21 @@ def fp16_weights(data: bytes) -> bytes:
         return bytes(q.quantize().quantized_model)
 
 
+def dynamic_int8_weights(data: bytes) -> bytes:
+    """The .tflite with LiteRT's dynamic-range quantization: constant weights of the ops its
+    quantizer supports in int8 per channel, activations float32 and quantized on the fly by the
+    hybrid kernels — ai-edge-quantizer's own `dynamic_wi8_afp32` recipe."""
+    import contextlib
+    import io
+
+    from ai_edge_quantizer import quantizer, recipe
+
+    q = quantizer.Quantizer(bytes(data))
+    q.load_quantization_recipe(recipe.dynamic_wi8_afp32())
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # its size summary, tqdm
+        return bytes(q.quantize().quantized_model)
+
+
 @dataclass
 class Inspection:
     ops: Counter = field(default_factory=Counter)          # TFLite builtin op → count
@@ -84,6 +99,7 @@ class Inspection:
     float_kernels: Counter = field(default_factory=Counter)  # compute op → count running on float inputs
     min_runtime: str | None = None
     fp16_weights: int = 0  # float16 constants a DEQUANTIZE widens (LiteRT's float16 quantization)
+    hybrid_kernels: Counter = field(default_factory=Counter)  # compute op → count with float input, int8 weights
     # each signature input, then output: its type and, when integer, the scale and zero point an
     # app (and our runner) applies
     io: dict[str, dict] = field(default_factory=dict)
@@ -110,7 +126,13 @@ def inspect(path: Path) -> Inspection:
                 out.fp16_weights += 1
             if name in COMPUTE:
                 t = types[sg.tensors[op.inputs[0]].type]
-                (out.int8_kernels if t in ("INT8", "UINT8", "INT16") else out.float_kernels)[name] += 1
+                w = types[sg.tensors[op.inputs[1]].type] if len(op.inputs) > 1 and op.inputs[1] >= 0 else None
+                if t in ("INT8", "UINT8", "INT16"):
+                    out.int8_kernels[name] += 1
+                elif w == "INT8":  # dynamic range: float activations, int8 weights
+                    out.hybrid_kernels[name] += 1
+                else:
+                    out.float_kernels[name] += 1
     sig = model.signatureDefs[0]
     sg = model.subgraphs[sig.subgraphIndex]
     for entry in [*sig.inputs, *sig.outputs]:

@@ -67,7 +67,7 @@ def test_an_artifact_that_fails_its_gate_is_listed_not_measured(tmp_path, monkey
 
     failed = ParityReport("bf16", {}, precision_gate=["bf16 misses the gate"])
     monkeypatch.setattr(build, "run", lambda *a, **k: build.BuildResult(tmp_path, False, failed, {}))
-    flows, not_measured = versus_flows.our_flows("digits-cnn", tmp_path, (("intel", "bf16"),), log=lambda s: None)
+    flows, not_measured = versus_flows.our_flows("digits-cnn", "digits-cnn", tmp_path, (("intel", "bf16"),), log=lambda s: None)
     assert flows == [] and not_measured == ["ours intel bf16: failed its gate (precision gate: bf16 misses the gate)"]
     md = markdown.markdown([{"model": "m", "heldout": "h", "accuracy_measure": "a", "accuracy_bar": 0.9, "batches": [1],
                            "rows": [], "verdict": [], "dominated": [], "not_measured": not_measured}])
