@@ -34,8 +34,9 @@ THIN = max(1, int(os.environ.get("COVERAGE_SAMPLE", "1")))
 
 # Every reduced precision each target allows, on a sample (the fp32 runs above cover every case):
 # no exit 4. int8 calibrates on the case's own inputs.
-REDUCED = [("cpu", "fp16", 4), ("cpu", "int8", 8), ("apple", "fp16", 4), ("apple", "int8", 8), ("android", "int8", 8),
-           ("android", "fp16", 32), ("intel", "fp16", 8), ("intel", "bf16", 16), ("intel", "int8", 8)]
+REDUCED = [("cpu", "fp16", 4), ("cpu", "int8", 8), ("cpu", "int8-dynamic", 16), ("cpu", "int4", 16), ("apple", "fp16", 4),
+           ("apple", "int8", 8), ("android", "int8", 8), ("android", "fp16", 32), ("android", "int8-dynamic", 32),
+           ("intel", "fp16", 8), ("intel", "bf16", 16), ("intel", "int8", 8)]
 
 
 def _build(target: str, precision: str, model, golden, out) -> tuple[int, list[str]]:
