@@ -120,10 +120,11 @@ def _leading(feeds: dict[str, np.ndarray]) -> int:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    rows = [("artifact", "precision", "pipeline", "nodes", "batch", "p50 ms", "p95 ms", "ratio", "items/s")]
+    rows = [("artifact", "precision", "pipeline", "nodes", "batch", "p50 ms", "p50 95% interval", "p95 ms", "ratio", "items/s")]
     for r in results:
         lat = r["latency_ms"]
+        lo, hi = lat["p50_ci95"]
         rows.append((r["artifact"], r["precision"], str(r["pipeline"]), str(r["nodes"]), str(r["batch"]), f"{lat['p50']:.2f}",
-                     f"{lat['p95']:.2f}", f"{r['p50_ratio_to_first']:.2f}", f"{r['throughput_per_s']:.1f}"))
+                     f"[{lo:.2f}, {hi:.2f}]", f"{lat['p95']:.2f}", f"{r['p50_ratio_to_first']:.2f}", f"{r['throughput_per_s']:.1f}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows)
