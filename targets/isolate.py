@@ -38,6 +38,11 @@ def in_child(fn: Callable[[], R], what: str) -> R:
             code = 0
             try:
                 os.dup2(err.fileno(), 2)
+                # an abort is reported by the parent, named; pytest's faulthandler (enabled on a
+                # copy of the original stderr) would print a whole native trace for it as well
+                import faulthandler
+
+                faulthandler.disable()
                 try:
                     payload = (True, fn())
                 except BaseException as e:  # noqa: BLE001 - handed to the parent as is
