@@ -47,6 +47,10 @@ def test_light_model_builds_fp32(name, tmp_path, capsys):
             # differ only below fp32's resolution there (~1e3), so any change of summation order
             # turns ORT's uniform softmax (0.001 each) into a near one-hot one. OpenVINO f32 sums
             # in another order; the gate reports it (exit 1) rather than passing or crashing.
-            assert code == 1 and "softmaxout_1" in err, err
+            # Whether the order differs is the CPU's: the Xeon's AVX-512 kernels gave exit 1, the
+            # AVX2-only EPYC's matched ORT (exit 0, the CI run of 2026-12-08). Either is correct;
+            # a crash or a refusal is not.
+            assert code in (0, 1), err
+            assert code == 0 or "softmaxout_1" in err, err
             continue
         assert code == 0, f"{target}: {err}"
