@@ -21,7 +21,7 @@ export TRANSFORMERS_OFFLINE := 1
 # onnxruntime's telemetry (a device id in $TMPDIR/.ses, uploads to Microsoft): off (compiler/__init__.py)
 export ORT_DISABLE_TELEMETRY ?= 1
 
-.PHONY: setup build golden verify bench bench-passes bench-precision bench-backends bench-versus bench-cache bench-debug bench-fleet matrix lint test test-slow test-coverage test-coverage-ci targets clean
+.PHONY: setup build golden verify bench bench-passes bench-precision bench-backends bench-versus bench-cache bench-debug bench-fleet matrix lint test test-slow test-coverage test-coverage-ci test-coverage-all targets clean
 
 setup: $(STAMP)
 
@@ -160,6 +160,11 @@ test-coverage: $(STAMP)
 # runs): what CI runs, to stay inside its time budget on a 2-core host.
 test-coverage-ci: $(STAMP)
 	COVERAGE_SAMPLE=4 $(PY) -m pytest -m coverage $(PYTEST_ARGS)
+
+# Every operator case at every precision each target allows (not only fp32 and the default):
+# several hours on 2 cores; split it with PYTEST_ARGS="-k 'cpu-fp16'" etc.
+test-coverage-all: $(STAMP)
+	COVERAGE_REDUCED=all $(PY) -m pytest -m coverage tests/coverage/test_node_cases.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf build .pytest_cache
