@@ -288,13 +288,10 @@ def int4(model_path: Path, spec: ModelSpec, profile: TargetProfile, work: Path,
     from calibration import int4 as int4_mod
 
     t0 = time.perf_counter()
-    model = onnx.load(str(model_path))
-    _check_keep(spec.keep_float, model)
-    keep = list(spec.keep_float)
-    eligible = int4_mod.candidates(model)
-    if not eligible:
-        raise BadInput(f"int4 quantizes MatMul weights and embedding tables (constant, 2-D, ≥ {int4_mod.MIN_K} rows) and "
-                       f"{spec.name!r} has none; choose another --precision.")
+    model, keep, eligible = _weights_to_quantize(
+        model_path, spec, int4_mod.candidates,
+        f"int4 quantizes MatMul weights and embedding tables (constant, 2-D, ≥ {int4_mod.MIN_K} rows) and "
+        f"{spec.name!r} has none; choose another --precision.")
 
     def build(extra: list[str], path: Path) -> onnx.ModelProto:
         m = int4_mod.quantize(onnx.load(str(model_path)), algorithm, keep + extra)
@@ -335,13 +332,10 @@ def int8_dynamic(model_path: Path, spec: ModelSpec, profile: TargetProfile, work
     from calibration import dynamic
 
     t0 = time.perf_counter()
-    model = onnx.load(str(model_path))
-    _check_keep(spec.keep_float, model)
-    keep = list(spec.keep_float)
-    eligible = dynamic.candidates(model)
-    if not eligible:
-        raise BadInput(f"int8-dynamic quantizes MatMuls with a constant 2-D weight and {spec.name!r} has none; "
-                       "choose another --precision (int8 quantizes Conv too, with calibration data).")
+    model, keep, eligible = _weights_to_quantize(
+        model_path, spec, dynamic.candidates,
+        f"int8-dynamic quantizes MatMuls with a constant 2-D weight and {spec.name!r} has none; "
+        "choose another --precision (int8 quantizes Conv too, with calibration data).")
 
     def build(extra: list[str], path: Path) -> onnx.ModelProto:
         return dynamic.quantize(model_path, path, keep + extra)
@@ -368,6 +362,18 @@ def int8_dynamic(model_path: Path, spec: ModelSpec, profile: TargetProfile, work
     if fallback_rec is not None:
         stats["fallback"] = fallback_rec
     return PrecisionResult(out, stats, None, float_nodes)
+
+
+def _weights_to_quantize(model_path: Path, spec: ModelSpec, candidates: Callable[[onnx.ModelProto], list[onnx.NodeProto]],
+                         none: str) -> tuple[onnx.ModelProto, list[str], list[onnx.NodeProto]]:
+    """The weight quantizers' start (int4, int8-dynamic): the float model, the spec's keep_float
+    (checked against it) and the nodes the quantizer takes; refused with `none` if it takes none."""
+    model = onnx.load(str(model_path))
+    _check_keep(spec.keep_float, model)
+    eligible = candidates(model)
+    if not eligible:
+        raise BadInput(none)
+    return model, list(spec.keep_float), eligible
 
 
 def _ranking_feeds(spec: ModelSpec, inputs: list[irh.TensorInfo], golden_feeds: dict | None) -> Callable[[], list[dict]]:
